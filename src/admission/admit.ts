@@ -1,0 +1,112 @@
+// The one function between transport and logic: from a parsed review and its namespace to the
+// response review. No I/O, so it is tested without a server.
+import { mutate, type MutationResult } from '../mutation/mutate.js';
+import { objectName } from '../mutation/objects.js';
+import type { Labels } from '../mutation/settings.js';
+import { WARNING_PREFIX } from '../mutation/feature.js';
+import type { AdmissionReviewRequest, ReviewVersion } from './review.js';
+
+export type NamespaceLookup = { found: true; labels: Labels } | { found: false; reason: string };
+
+export interface AdmitOptions {
+  labelPrefix: string;
+  failClosed: boolean;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: true;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+  auditAnnotations?: Record<string, string>;
+}
+
+export interface AdmissionReviewResponse {
+  apiVersion: ReviewVersion;
+  kind: 'AdmissionReview';
+  response: AdmissionResponse;
+}
+
+/** What a log line says of one admission; never the object itself. */
+export interface AdmissionSummary {
+  uid: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  operation: string;
+  outcome: 'patched' | 'unchanged' | 'error';
+  changes: string[];
+  skips: string[];
+  warnings: string[];
+  error?: string;
+}
+
+/** Thrown only under --fail-closed: the server answers 500 and the webhook's failurePolicy decides. */
+export class FailClosedError extends Error {
+  override name = 'FailClosedError';
+}
+
+export function admit(review: AdmissionReviewRequest, namespace: NamespaceLookup, options: AdmitOptions) {
+  const { request } = review;
+  const object = request.object ?? request.oldObject;
+  const summary: AdmissionSummary = {
+    uid: request.uid,
+    kind: request.kind.kind,
+    namespace: request.namespace,
+    name: request.name || (object ? objectName(object) : ''),
+    operation: request.operation,
+    outcome: 'unchanged',
+    changes: [],
+    skips: [],
+    warnings: [],
+  };
+
+  let result: MutationResult;
+  try {
+    result = decide(review, namespace, options);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (options.failClosed) throw new FailClosedError(message, { cause: err });
+    summary.outcome = 'error';
+    summary.error = message;
+    result = {
+      ops: [],
+      changes: [],
+      skips: [],
+      warnings: [`${WARNING_PREFIX}object admitted unchanged: ${message}`],
+    };
+  }
+
+  summary.changes = result.changes;
+  summary.skips = result.skips;
+  summary.warnings = result.warnings;
+  const response: AdmissionResponse = { uid: request.uid, allowed: true };
+  if (result.ops.length > 0) {
+    summary.outcome = 'patched';
+    response.patchType = 'JSONPatch';
+    response.patch = Buffer.from(JSON.stringify(result.ops)).toString('base64');
+    response.auditAnnotations = { mutations: result.changes.join(',') };
+  }
+  if (result.warnings.length > 0) response.warnings = result.warnings;
+  const reviewResponse: AdmissionReviewResponse = { apiVersion: review.apiVersion, kind: 'AdmissionReview', response };
+  return { review: reviewResponse, summary };
+}
+
+function decide(review: AdmissionReviewRequest, namespace: NamespaceLookup, options: AdmitOptions): MutationResult {
+  const { request } = review;
+  const nothing = (skip: string): MutationResult => ({ ops: [], warnings: [], changes: [], skips: [skip] });
+  if (request.subResource) return nothing(`subresource ${request.subResource} is not handled`);
+  if (!request.object) return nothing(`operation ${request.operation} carries no object`);
+  // request.namespace, not metadata.namespace: the latter is empty on generateName creates.
+  if (!request.namespace) return nothing('request has no namespace');
+  if (!namespace.found) throw new Error(`labels of namespace ${request.namespace} unknown: ${namespace.reason}`);
+  return mutate({
+    kind: request.kind,
+    operation: request.operation,
+    object: request.object,
+    oldObject: request.oldObject,
+    namespaceLabels: namespace.labels,
+    labelPrefix: options.labelPrefix,
+  });
+}

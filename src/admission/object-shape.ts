@@ -1,0 +1,95 @@
+// Checks the type of every field the features read, so that an ill-typed object (say `spec`
+// a string) is answered with an error naming the field instead of failing inside a feature.
+import { isService, workloadKind, type GroupKind } from '../mutation/workload-kinds.js';
+import { InvalidReviewError, typeName } from './invalid-review.js';
+
+type Expected = 'object' | 'string' | 'array' | 'string-map';
+/** A path below the object; '*' stands for each element of an array. */
+type Check = readonly [path: readonly string[], expected: Expected];
+
+function metadataChecks(at: readonly string[]): Check[] {
+  return [
+    [[...at, 'metadata'], 'object'],
+    [[...at, 'metadata', 'annotations'], 'string-map'],
+    [[...at, 'metadata', 'labels'], 'string-map'],
+  ];
+}
+
+const SERVICE_CHECKS: Check[] = [
+  [['spec', 'type'], 'string'],
+  [['spec', 'externalTrafficPolicy'], 'string'],
+];
+
+function podTemplateChecks(templatePath: readonly string[]): Check[] {
+  const anti = [...templatePath, 'spec', 'affinity', 'podAntiAffinity'];
+  const required = [...anti, 'requiredDuringSchedulingIgnoredDuringExecution'];
+  const preferred = [...anti, 'preferredDuringSchedulingIgnoredDuringExecution'];
+  return [
+    ...templatePath.map((_, i): Check => [templatePath.slice(0, i + 1), 'object']),
+    ...metadataChecks(templatePath),
+    [[...templatePath, 'spec'], 'object'],
+    [[...templatePath, 'spec', 'affinity'], 'object'],
+    [anti, 'object'],
+    [required, 'array'],
+    [[...required, '*'], 'object'],
+    [[...required, '*', 'topologyKey'], 'string'],
+    [preferred, 'array'],
+    [[...preferred, '*'], 'object'],
+    [[...preferred, '*', 'podAffinityTerm'], 'object'],
+    [[...preferred, '*', 'podAffinityTerm', 'topologyKey'], 'string'],
+    [['spec', 'selector'], 'object'],
+    [['spec', 'selector', 'matchLabels'], 'string-map'],
+    [['spec', 'selector', 'matchExpressions'], 'array'],
+  ];
+}
+
+const BASE_CHECKS: Check[] = [...metadataChecks([]), [['spec'], 'object']];
+
+function matches(value: unknown, expected: Expected): boolean {
+  switch (expected) {
+    case 'string':
+      return typeof value === 'string';
+    case 'array':
+      return Array.isArray(value);
+    case 'object':
+      return typeName(value) === 'object';
+    case 'string-map':
+      return typeName(value) === 'object' && Object.values(value as object).every((v) => typeof v === 'string');
+  }
+}
+
+const DESCRIPTIONS: Record<Expected, string> = {
+  object: 'an object',
+  string: 'a string',
+  array: 'an array',
+  'string-map': 'a map of strings',
+};
+
+// Absent and null fields pass: the features treat them as not set. A wrong parent stops the walk
+// silently, because the parent's own check (listed first) reports it.
+function checkAt(node: unknown, path: readonly string[], depth: number, expected: Expected, where: string): void {
+  if (node === undefined || node === null) return;
+  if (depth === path.length) {
+    if (!matches(node, expected)) {
+      throw new InvalidReviewError(`${where} must be ${DESCRIPTIONS[expected]}, got ${typeName(node)}`);
+    }
+    return;
+  }
+  const segment = path[depth]!;
+  if (segment === '*') {
+    if (Array.isArray(node)) node.forEach((item, i) => checkAt(item, path, depth + 1, expected, `${where}[${i}]`));
+    return;
+  }
+  if (typeName(node) !== 'object') return;
+  checkAt((node as Record<string, unknown>)[segment], path, depth + 1, expected, `${where}.${segment}`);
+}
+
+export function checkObjectShape(object: object, kind: GroupKind, where: string): void {
+  const workload = workloadKind(kind);
+  const checks = [
+    ...BASE_CHECKS,
+    ...(isService(kind) ? SERVICE_CHECKS : []),
+    ...(workload ? podTemplateChecks(workload.templatePath) : []),
+  ];
+  for (const [path, expected] of checks) checkAt(object, path, 0, expected, where);
+}

@@ -1,0 +1,85 @@
+// HTTPS transport: parse the body, look up the namespace, call admit(), serialize. No decisions here.
+import Fastify, { LogController, type FastifyError } from 'fastify';
+import type { Logger } from 'pino';
+import { admit, FailClosedError, type AdmitOptions, type NamespaceLookup } from './admission/admit.js';
+import { InvalidReviewError } from './admission/invalid-review.js';
+import { parseReview } from './admission/review.js';
+import type { NamespaceSource } from './namespaces/namespace-source.js';
+
+// An UPDATE review carries the object and the old object, each up to the API server's 3 MiB limit.
+export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
+// The API server drops idle connections after 90 s; closing later than that avoids racing a
+// request onto a connection the server is closing.
+export const KEEP_ALIVE_TIMEOUT_MS = 95_000;
+
+export interface ServerOptions {
+  tls: { cert: string | Buffer; key: string | Buffer };
+  namespaces: NamespaceSource;
+  admit: AdmitOptions;
+  logger: Logger;
+}
+
+const NO_NAMESPACE: NamespaceLookup = { found: false, reason: 'request has no namespace' };
+const ROUTES = 'POST /mutate, GET /healthz, GET /readyz';
+
+export function buildServer(options: ServerOptions) {
+  const app = Fastify({
+    https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
+    bodyLimit: BODY_LIMIT_BYTES,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    loggerInstance: options.logger,
+    // One line per admission is logged below; Fastify's own request lines would double it.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  const log = options.logger;
+
+  app.post('/mutate', async (req, reply) => {
+    const started = performance.now();
+    let review;
+    try {
+      review = parseReview(req.body);
+    } catch (err) {
+      if (!(err instanceof InvalidReviewError)) throw err;
+      log.warn({ reqId: req.id, err: err.message }, 'rejected an invalid AdmissionReview');
+      return reply.code(400).send({ error: 'InvalidAdmissionReview', message: err.message });
+    }
+    const { namespace } = review.request;
+    const lookup = namespace ? await options.namespaces.lookup(namespace) : NO_NAMESPACE;
+    try {
+      const { review: response, summary } = admit(review, lookup, options.admit);
+      const durationMs = Number((performance.now() - started).toFixed(3));
+      const level = summary.outcome === 'error' ? 'error' : 'info';
+      log[level]({ ...summary, durationMs }, 'admission');
+      return response;
+    } catch (err) {
+      if (!(err instanceof FailClosedError)) throw err;
+      log.error({ uid: review.request.uid, kind: review.request.kind.kind, namespace, err: err.message }, 'admission failed (fail-closed)');
+      return reply.code(500).send({ error: 'MutationFailed', message: err.message });
+    }
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    if (options.namespaces.isReady()) return { status: 'ready' };
+    return reply.code(503).send({ status: 'not ready', reason: 'namespace list has not arrived yet' });
+  });
+
+  app.setNotFoundHandler(async (req, reply) =>
+    reply.code(404).send({ error: 'NotFound', message: `no route ${req.method} ${req.url}; routes: ${ROUTES}` }),
+  );
+
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    const message =
+      err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? `request body is larger than the limit of ${BODY_LIMIT_BYTES} bytes`
+        : err.message;
+    const line = { reqId: req.id, method: req.method, url: req.url, status, code: err.code, err: message };
+    if (status >= 500) log.error(line, 'request failed');
+    else log.warn(line, 'bad request');
+    return reply.code(status).send({ error: err.code ?? 'InternalError', message });
+  });
+
+  return app;
+}
