@@ -1,0 +1,39 @@
+# realip-webhook container image.
+#   docker build -t realip-webhook:0.1.0 .
+# The Node version is pinned to an exact release (not `node:20`), so a rebuild of the same
+# commit gets the same runtime; bump it deliberately (and pin a digest in your registry
+# mirror if you need byte-for-byte reproducible builds). Both stages use the same image so
+# native modules, if any are ever added, are built against the runtime's Node and glibc.
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+
+# ---- build: compile TypeScript, then drop dev dependencies ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+# Lockfile first so the dependency layer is cached until package*.json change.
+COPY package.json package-lock.json ./
+# npm ci: exact versions from package-lock.json, fails if it is out of date.
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: only what `node dist/cli.js serve` needs ----
+FROM ${NODE_IMAGE}
+WORKDIR /app
+ENV NODE_ENV=production
+# Files stay owned by root and are only read by uid 1000: the process cannot modify its own code.
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# uid 1000 is the `node` user of the official image. Numeric, so the kubelet can verify
+# runAsNonRoot; manifests/base/deployment.yaml sets the same runAsUser/runAsGroup.
+USER 1000:1000
+# 8443: HTTPS (/mutate, /healthz, /readyz). 9090: plain-HTTP Prometheus /metrics.
+EXPOSE 8443 9090
+# Nothing is written to disk (logs go to stdout, certificates are read from the mounted
+# Secret), so the container runs with readOnlyRootFilesystem: true and no writable volume.
+# Exec form: node is PID 1 and receives SIGTERM directly (no shell in between), and the
+# webhook handles it by draining in-flight requests. The official image's
+# docker-entrypoint.sh is bypassed on purpose. Flags follow: `docker run IMAGE --port 8443 ...`.
+ENTRYPOINT ["node", "dist/cli.js", "serve"]
