@@ -22,6 +22,15 @@ export interface ServerOptions {
 const NO_NAMESPACE: NamespaceLookup = { found: false, reason: 'request has no namespace' };
 const ROUTES = 'POST /mutate, GET /healthz, GET /readyz';
 
+// A source that throws is treated like one that cannot answer, so the fail mode decides.
+async function lookupNamespace(source: NamespaceSource, name: string): Promise<NamespaceLookup> {
+  try {
+    return await source.lookup(name);
+  } catch (err) {
+    return { found: false, reason: `namespace lookup failed: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
 export function buildServer(options: ServerOptions) {
   const app = Fastify({
     https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
@@ -44,7 +53,7 @@ export function buildServer(options: ServerOptions) {
       return reply.code(400).send({ error: 'InvalidAdmissionReview', message: err.message });
     }
     const { namespace } = review.request;
-    const lookup = namespace ? await options.namespaces.lookup(namespace) : NO_NAMESPACE;
+    const lookup = namespace ? await lookupNamespace(options.namespaces, namespace) : NO_NAMESPACE;
     try {
       const { review: response, summary } = admit(review, lookup, options.admit);
       const durationMs = Number((performance.now() - started).toFixed(3));
