@@ -1,34 +1,52 @@
 #!/usr/bin/env node
-// realip-webhook <command>: `serve` runs the admission webhook.
+// realip-webhook <command> [flags]. Each command parses its own flags; a ConfigError is a usage
+// error (exit 2), anything else a failure (exit 1).
 import { ConfigError, parseServeConfig, serveUsage } from './config.js';
 import { serve } from './serve.js';
 
-const USAGE = `Usage: realip-webhook <command> [flags]
+interface Command {
+  summary: string;
+  usage: () => string;
+  /** Resolves to the exit code, or to undefined for a command that runs until a signal. */
+  run: (args: string[]) => Promise<number | undefined>;
+}
 
-Commands:
-  serve    run the HTTPS admission webhook (realip-webhook serve --help)`;
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'run the HTTPS admission webhook',
+    usage: serveUsage,
+    run: async (args) => {
+      await serve(parseServeConfig(args, process.env));
+      return undefined;
+    },
+  },
+};
 
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === 'serve') {
-    if (rest.includes('--help') || rest.includes('-h')) {
-      console.log(serveUsage());
-      return 0;
-    }
-    await serve(parseServeConfig(rest, process.env));
-    return -1; // keeps running until a signal
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return ['Usage: realip-webhook <command> [flags]', '', 'Commands:', ...lines, '', 'realip-webhook <command> --help shows its flags.'].join('\n');
+}
+
+async function main([name, ...args]: string[]): Promise<number | undefined> {
+  if (name === undefined || name === '--help' || name === '-h') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
   }
-  if (command === undefined || command === '--help' || command === '-h') {
-    console.log(USAGE);
-    return command === undefined ? 2 : 0;
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) {
+    console.error(`realip-webhook: unknown command ${JSON.stringify(name)} (allowed: ${Object.keys(COMMANDS).join(', ')})\n\n${usage()}`);
+    return 2;
   }
-  console.error(`realip-webhook: unknown command ${JSON.stringify(command)} (allowed: serve)\n\n${USAGE}`);
-  return 2;
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(command.usage());
+    return 0;
+  }
+  return command.run(args);
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
-    if (code >= 0) process.exitCode = code;
+    if (code !== undefined) process.exitCode = code;
   },
   (err: unknown) => {
     if (err instanceof ConfigError) {
@@ -36,7 +54,7 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    console.error('realip-webhook: failed to start:', err);
+    console.error('realip-webhook: failed:', err);
     process.exitCode = 1;
   },
 );
