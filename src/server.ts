@@ -41,6 +41,8 @@ export function buildServer(options: ServerOptions) {
     logController: new LogController({ disableRequestLogging: true }),
   });
   const log = options.logger;
+  // Reviews are JSON; a text body gets 415 rather than a confusing "not an object" 400.
+  app.removeContentTypeParser('text/plain');
 
   app.post('/mutate', async (req, reply) => {
     const started = performance.now();
@@ -83,7 +85,9 @@ export function buildServer(options: ServerOptions) {
     const message =
       err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
         ? `request body is larger than the limit of ${BODY_LIMIT_BYTES} bytes`
-        : err.message;
+        : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? `content type ${JSON.stringify(req.headers['content-type'] ?? '')} is not supported (allowed: application/json)`
+          : err.message;
     const line = { reqId: req.id, method: req.method, url: req.url, status, code: err.code, err: message };
     if (status >= 500) log.error(line, 'request failed');
     else log.warn(line, 'bad request');

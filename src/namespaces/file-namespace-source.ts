@@ -38,7 +38,7 @@ function namespaceFields(item: unknown, where: string): { name: string; labels: 
   const name = object.metadata?.name;
   if (typeof name !== 'string' || name === '') throw new Error(`${where}: metadata.name must be a non-empty string`);
   const labels = object.metadata?.labels ?? {};
-  if (typeof labels !== 'object' || labels === null || Object.values(labels).some((v) => typeof v !== 'string')) {
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || Object.values(labels).some((v) => typeof v !== 'string')) {
     throw new Error(`${where}: metadata.labels must be a map of strings`);
   }
   return { name, labels: labels as Labels };

@@ -396,10 +396,7 @@ describe('POST /mutate with namespaces from a file', () => {
         name: 'content type text/plain',
         send: (s) => s.post().set('content-type', 'text/plain').send(JSON.stringify(valid())),
         status: 415,
-        message: /text\/plain/,
-        // src/server.ts keeps Fastify's default text/plain parser, so the body reaches parseReview
-        // as a string and is answered 400 "body must be a JSON object ..., got string".
-        todo: 'src/server.ts accepts text/plain (Fastify default parser): answers 400, not 415',
+        message: /text\/plain.*allowed: application\/json/,
       },
     ];
 

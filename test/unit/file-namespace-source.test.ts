@@ -167,7 +167,7 @@ metadata:
 
     // src/namespaces/file-namespace-source.ts namespaceFields: an array passes the "map of strings" check
     // (Object.values of ['a','b'] are strings), so the array is stored as the namespace's labels.
-    it('labels that are a list', { todo: 'file-namespace-source.ts accepts an array as metadata.labels' }, () => {
+    it('labels that are a list', () => {
       assertParseError('kind: Namespace\nmetadata:\n  name: demo\n  labels: [a, b]\n', /document 0/, /metadata\.labels/);
     });
 
