@@ -28,6 +28,8 @@ export interface ServeConfig {
   labelPrefix: string;
   failClosed: boolean;
   logLevel: LogLevel;
+  /** Watch Nodes for the node-aware warnings; needs a cluster and RBAC on nodes. */
+  watchNodes: boolean;
 }
 
 export const BUNDLED_NAMESPACES_FILE = fileURLToPath(
@@ -64,6 +66,11 @@ export const SERVE_FLAGS = {
     help: 'answer HTTP 500 instead of admitting unchanged when an object cannot be processed',
   },
   'log-level': { type: 'string', env: 'REALIP_LOG_LEVEL', default: 'info', help: LOG_LEVELS.join(', ') },
+  'watch-nodes': {
+    type: 'boolean',
+    env: 'REALIP_WATCH_NODES',
+    help: 'watch Nodes to warn when required anti-affinity leaves pods Pending or stalls a rollout (needs nodes get/list/watch)',
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 type FlagName = keyof typeof SERVE_FLAGS;
@@ -176,15 +183,21 @@ export function parseServeConfig(argv: readonly string[], env: Env, exists = fil
     if (!value) throw new ConfigError(`--${name} is required (or set ${SERVE_FLAGS[name].env})`);
     return readableFile(name, value);
   };
+  const namespaces = namespaceSource(str('kubeconfig'), str('namespaces-file'), env, exists);
+  const watchNodes = v['watch-nodes'] === true;
+  if (watchNodes && namespaces.type === 'file') {
+    throw new ConfigError(`--watch-nodes needs a cluster (--kubeconfig or in-cluster), but namespace labels come from a file: ${namespaces.reason}`);
+  }
   return {
     port: port('port', str('port')!),
     host: str('host')!,
     tlsCert: required('tls-cert'),
     tlsKey: required('tls-key'),
-    namespaces: namespaceSource(str('kubeconfig'), str('namespaces-file'), env, exists),
+    namespaces,
     labelPrefix: labelPrefix(str('label-prefix')!),
     failClosed: v['fail-closed'] === true,
     logLevel: logLevel(str('log-level')!),
+    watchNodes,
   };
 }
 

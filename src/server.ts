@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { admit, FailClosedError, type AdmitOptions, type NamespaceLookup } from './admission/admit.js';
 import { InvalidReviewError } from './admission/invalid-review.js';
 import { parseReview } from './admission/review.js';
+import type { NodeCounts } from './mutation/scheduling-warnings.js';
 import type { NamespaceSource } from './namespaces/namespace-source.js';
 
 // An UPDATE review carries the object and the old object, each up to the API server's 3 MiB limit.
@@ -17,6 +18,8 @@ export interface ServerOptions {
   namespaces: NamespaceSource;
   admit: AdmitOptions;
   logger: Logger;
+  /** The node watch (serve --watch-nodes), read on each request for the node-aware warnings. */
+  nodes?: { counts(): NodeCounts | undefined };
 }
 
 const NO_NAMESPACE: NamespaceLookup = { found: false, reason: 'request has no namespace' };
@@ -57,7 +60,7 @@ export function buildServer(options: ServerOptions) {
     const { namespace } = review.request;
     const lookup = namespace ? await lookupNamespace(options.namespaces, namespace) : NO_NAMESPACE;
     try {
-      const { review: response, summary } = admit(review, lookup, options.admit);
+      const { review: response, summary } = admit(review, lookup, options.admit, options.nodes?.counts());
       const durationMs = Number((performance.now() - started).toFixed(3));
       const level = summary.outcome === 'error' ? 'error' : 'info';
       log[level]({ ...summary, durationMs }, 'admission');

@@ -4,6 +4,7 @@ import { mutate, type MutationResult } from '../mutation/mutate.js';
 import { objectName } from '../mutation/objects.js';
 import type { Labels } from '../mutation/settings.js';
 import { WARNING_PREFIX } from '../mutation/feature.js';
+import type { NodeCounts } from '../mutation/scheduling-warnings.js';
 import type { AdmissionReviewRequest, ReviewVersion } from './review.js';
 
 export type NamespaceLookup = { found: true; labels: Labels } | { found: false; reason: string };
@@ -47,7 +48,8 @@ export class FailClosedError extends Error {
   override name = 'FailClosedError';
 }
 
-export function admit(review: AdmissionReviewRequest, namespace: NamespaceLookup, options: AdmitOptions) {
+/** `nodes`: the node watch's current counts, when it runs and has listed; they only add warnings. */
+export function admit(review: AdmissionReviewRequest, namespace: NamespaceLookup, options: AdmitOptions, nodes?: NodeCounts) {
   const { request } = review;
   const object = request.object ?? request.oldObject;
   const summary: AdmissionSummary = {
@@ -64,7 +66,7 @@ export function admit(review: AdmissionReviewRequest, namespace: NamespaceLookup
 
   let result: MutationResult;
   try {
-    result = decide(review, namespace, options);
+    result = decide(review, namespace, options, nodes);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (options.failClosed) throw new FailClosedError(message, { cause: err });
@@ -93,7 +95,12 @@ export function admit(review: AdmissionReviewRequest, namespace: NamespaceLookup
   return { review: reviewResponse, summary };
 }
 
-function decide(review: AdmissionReviewRequest, namespace: NamespaceLookup, options: AdmitOptions): MutationResult {
+function decide(
+  review: AdmissionReviewRequest,
+  namespace: NamespaceLookup,
+  options: AdmitOptions,
+  nodes: NodeCounts | undefined,
+): MutationResult {
   const { request } = review;
   const nothing = (skip: string): MutationResult => ({ ops: [], warnings: [], changes: [], skips: [skip] });
   if (request.subResource) return nothing(`subresource ${request.subResource} is not handled`);
@@ -108,5 +115,6 @@ function decide(review: AdmissionReviewRequest, namespace: NamespaceLookup, opti
     oldObject: request.oldObject,
     namespaceLabels: namespace.labels,
     labelPrefix: options.labelPrefix,
+    nodes,
   });
 }

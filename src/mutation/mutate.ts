@@ -1,12 +1,13 @@
 // The decision for one object: which features apply and the JSON patch that applies them.
 // Pure: the admission server, the offline `mutate` command and `audit` all call this.
 import { isDeepStrictEqual } from 'node:util';
-import { antiAffinity } from './anti-affinity.js';
+import { antiAffinity, TOPOLOGY_KEYS } from './anti-affinity.js';
 import { externalTrafficPolicy } from './external-traffic-policy.js';
 import type { FeatureResult } from './feature.js';
 import { istioInterception } from './istio-interception.js';
 import type { AddOperation } from './json-patch.js';
 import { valueAt, type KubeObject, type PodTemplate } from './objects.js';
+import { localWithoutSpreadWarning, requiredSpreadWarnings, type NodeCounts } from './scheduling-warnings.js';
 import { resolveSetting, whyNotInjected, type Labels, type SettingSource } from './settings.js';
 import { isService, workloadKind, type GroupKind } from './workload-kinds.js';
 
@@ -20,6 +21,8 @@ export interface MutationInput {
   oldObject?: KubeObject | undefined;
   namespaceLabels: Labels;
   labelPrefix: string;
+  /** Node counts from the server's node watch; without them node-aware warnings are left out. */
+  nodes?: NodeCounts | undefined;
 }
 
 export interface MutationResult {
@@ -65,7 +68,10 @@ export function mutate(input: MutationInput): MutationResult {
     const sources = [objectAnnotations, { where: 'namespace label', values: namespaceLabels }];
     const notInjected = whyNotInjected(labelPrefix, namespaceLabels, [objectAnnotations]);
     if (notInjected) return skipAll(notInjected.skip, notInjected.warning);
-    collect(externalTrafficPolicy(object, resolveSetting(labelPrefix, 'external-traffic-policy', sources)));
+    const policy = externalTrafficPolicy(object, resolveSetting(labelPrefix, 'external-traffic-policy', sources));
+    collect(policy);
+    const spread = localWithoutSpreadWarning(object, policy.applied, labelPrefix, namespaceLabels);
+    if (spread) result.warnings.push(spread);
     return result;
   }
 
@@ -84,20 +90,20 @@ export function mutate(input: MutationInput): MutationResult {
 
   // Labelling a namespace must not roll out workloads on an unrelated update (a scale, a label).
   if (operation === 'UPDATE' && isDeepStrictEqual(template, valueAt(input.oldObject, templatePath))) {
+    // A change of replicas alone can still outgrow the nodes.
+    if (workload.antiAffinity) result.warnings.push(...requiredSpreadWarnings(object, template, undefined, input.nodes));
     return skipAll('UPDATE does not change the pod template');
   }
 
   const sources = [...annotationSources, { where: 'namespace label', values: namespaceLabels }];
   if (workload.antiAffinity) {
-    collect(
-      antiAffinity(
-        object,
-        templatePath,
-        template,
-        resolveSetting(labelPrefix, 'anti-affinity', sources),
-        resolveSetting(labelPrefix, 'anti-affinity-topology', sources),
-      ),
-    );
+    const mode = resolveSetting(labelPrefix, 'anti-affinity', sources);
+    const topology = resolveSetting(labelPrefix, 'anti-affinity-topology', sources);
+    const spread = antiAffinity(object, templatePath, template, mode, topology);
+    collect(spread);
+    const addedRequired =
+      spread.applied && mode.valid && mode.value === 'required' && topology.valid ? TOPOLOGY_KEYS[topology.value] : undefined;
+    result.warnings.push(...requiredSpreadWarnings(object, template, addedRequired, input.nodes));
   }
   collect(
     istioInterception(
