@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // realip-webhook <command> [flags]. Each command parses its own flags; a ConfigError is a usage
 // error (exit 2), anything else a failure (exit 1).
+import { runMutate, mutateUsage } from './commands/mutate.js';
 import { ConfigError, parseServeConfig, serveUsage } from './config.js';
 import { serve } from './serve.js';
 
@@ -19,6 +20,11 @@ const COMMANDS: Record<string, Command> = {
       await serve(parseServeConfig(args, process.env));
       return undefined;
     },
+  },
+  mutate: {
+    summary: 'mutate manifests offline, as the webhook would (GitOps)',
+    usage: mutateUsage,
+    run: runMutate,
   },
 };
 

@@ -126,7 +126,7 @@ function readableFile(flag: string, path: string): string {
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-function labelPrefix(value: string): string {
+export function labelPrefix(value: string): string {
   if (value.length > 253 || !DNS_SUBDOMAIN.test(value)) {
     throw new ConfigError(
       `--label-prefix ${JSON.stringify(value)} is not a DNS subdomain (allowed: lowercase letters, digits, '-' and '.', at most 253 characters, e.g. realip.io)`,
