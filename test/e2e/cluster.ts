@@ -1,0 +1,270 @@
+// A real, throwaway Kubernetes control plane (etcd + kube-apiserver) on
+// loopback for the e2e tests. No scheduler/controller-manager/kubelet: objects
+// are stored, defaulted and admitted (webhooks included) but Pods never run.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface KubectlResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface Cluster {
+  kubeconfig: string;
+  server: string;
+  token: string;
+  dir: string;
+  kubectl(args: string[], opts?: { stdin?: string; allowFail?: boolean }): Promise<KubectlResult>;
+  stop(): Promise<void>;
+}
+
+const DEFAULT_APISERVER = '/var/cache/realip-webhook/kube-apiserver-1.20.2/kube-apiserver';
+const INSTALL_HINT = 'run test/e2e/install-kube-apiserver.sh (as root) first';
+const START_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 5_000;
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  log: string;
+  done: boolean;
+  exited: Promise<void>;
+}
+
+// Children not stopped yet; killed if the test process exits without stop().
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export async function startCluster(opts: { apiserverBinary?: string } = {}): Promise<Cluster> {
+  const apiserverBin = opts.apiserverBinary ?? process.env.KUBE_APISERVER ?? DEFAULT_APISERVER;
+  if (!(await isExecutable(apiserverBin))) throw new Error(`kube-apiserver not found at ${apiserverBin}: ${INSTALL_HINT}`);
+  const etcdBin = await findExecutable('etcd', ['/usr/bin/etcd']);
+  if (!etcdBin) throw new Error(`etcd not found in PATH: ${INSTALL_HINT}`);
+  const kubectlBin = await findExecutable('kubectl');
+  if (!kubectlBin) throw new Error(`kubectl not found in PATH: ${INSTALL_HINT}`);
+
+  const dir = await mkdtemp(join(tmpdir(), 'realip-e2e-'));
+  const certDir = join(dir, 'certs');
+  const kubeconfig = join(dir, 'kubeconfig');
+  const token = randomBytes(24).toString('hex');
+  const [etcdPort, peerPort, securePort] = (await freePorts(3)) as [number, number, number];
+  const server = `https://127.0.0.1:${securePort}`;
+  const caFile = join(certDir, 'apiserver.crt');
+
+  await mkdir(certDir);
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  await writeFile(join(dir, 'sa.pub'), publicKey);
+  await writeFile(join(dir, 'sa.key'), privateKey, { mode: 0o600 });
+  await writeFile(join(dir, 'tokens.csv'), `${token},admin,1,system:masters\n`, { mode: 0o600 });
+  // The apiserver's self-signed cert (written at startup) has 127.0.0.1 as an IP SAN
+  // and its CA in the same file, so it can serve as certificate-authority.
+  await writeFile(kubeconfig, JSON.stringify(kubeconfigFor(server, caFile, token), null, 2), { mode: 0o600 });
+
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  // etcd 3.4: a custom client URL needs an advertise URL, and a custom peer URL
+  // must match --initial-cluster, otherwise it falls back to localhost:2380.
+  const etcd = startProcess('etcd', etcdBin, dir, [
+    '--data-dir', join(dir, 'etcd'),
+    '--listen-client-urls', etcdUrl,
+    '--advertise-client-urls', etcdUrl,
+    '--listen-peer-urls', peerUrl,
+    '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster', `default=${peerUrl}`,
+  ]);
+  const apiserver = startProcess('kube-apiserver', apiserverBin, dir, [
+    '--etcd-servers', etcdUrl,
+    '--secure-port', String(securePort),
+    '--bind-address', '127.0.0.1',
+    '--advertise-address', '127.0.0.1',
+    '--insecure-port', '0',
+    '--service-cluster-ip-range', '10.0.0.0/24',
+    '--cert-dir', certDir,
+    '--service-account-issuer', 'https://kubernetes.default.svc',
+    '--service-account-key-file', join(dir, 'sa.pub'),
+    '--service-account-signing-key-file', join(dir, 'sa.key'),
+    '--token-auth-file', join(dir, 'tokens.csv'),
+    '--authorization-mode', 'RBAC',
+    // No controller-manager mints ServiceAccount tokens, so this plugin would reject every Pod.
+    '--disable-admission-plugins', 'ServiceAccount',
+  ]);
+
+  const kubectl = (args: string[], o: { stdin?: string; allowFail?: boolean } = {}) =>
+    // Own discovery cache: the default ~/.kube/cache would collect one entry per random port.
+    runKubectl(kubectlBin, ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'kube-cache')], args, o);
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await stopProcess(apiserver);
+      await stopProcess(etcd);
+      await rm(dir, { recursive: true, force: true });
+    })());
+
+  try {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    await waitFor('/readyz', deadline, [etcd, apiserver], () => readyz(server, token, caFile));
+    // The apiserver creates the default namespace shortly after it is ready.
+    await waitFor('namespace "default"', deadline, [etcd, apiserver], async () => {
+      const r = await kubectl(['get', 'namespace', 'default'], { allowFail: true });
+      return r.code === 0 || r.stderr.trim();
+    });
+  } catch (err) {
+    const logs = await Promise.all([apiserver, etcd].map(async (p) => `--- ${p.name} log (tail) ---\n${await tail(p.log)}`));
+    await stop();
+    throw new Error(`cluster did not start: ${(err as Error).message}\n${logs.join('\n')}`);
+  }
+
+  return { kubeconfig, server, token, dir, kubectl, stop };
+}
+
+function kubeconfigFor(server: string, caFile: string, token: string) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'e2e', cluster: { server, 'certificate-authority': caFile } }],
+    users: [{ name: 'admin', user: { token } }],
+    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'admin' } }],
+    'current-context': 'e2e',
+  };
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function findExecutable(name: string, fallbacks: string[] = []): Promise<string | undefined> {
+  const inPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name));
+  for (const candidate of [...inPath, ...fallbacks]) if (await isExecutable(candidate)) return candidate;
+  return undefined;
+}
+
+// Let the kernel choose; all listeners stay open until every port is known so they differ.
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<Server>((resolve, reject) => {
+        const s = createServer();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => resolve(s));
+      }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+function startProcess(name: string, bin: string, dir: string, args: string[]): Proc {
+  const log = join(dir, `${name}.log`);
+  // Output goes straight to a file: nothing to drain, and it survives for the error message.
+  const fd = openSync(log, 'a');
+  const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  // Unref'd: a test that forgets stop() must not hang; the exit handler then kills it.
+  child.unref();
+  live.add(child);
+  const proc: Proc = {
+    name,
+    child,
+    log,
+    done: false,
+    exited: new Promise((resolve) => {
+      const finish = () => {
+        proc.done = true;
+        live.delete(child);
+        resolve();
+      };
+      child.once('exit', finish);
+      child.once('error', finish);
+    }),
+  };
+  return proc;
+}
+
+async function stopProcess(p: Proc): Promise<void> {
+  if (p.done) return;
+  p.child.kill('SIGTERM');
+  const escalate = setTimeout(() => p.child.kill('SIGKILL'), STOP_GRACE_MS);
+  await p.exited;
+  clearTimeout(escalate);
+}
+
+// probe() returns true when done, or a string saying why not yet (used in the timeout error).
+async function waitFor(what: string, deadline: number, procs: Proc[], probe: () => Promise<true | string>): Promise<void> {
+  let last = '';
+  for (;;) {
+    const dead = procs.find((p) => p.done);
+    if (dead) throw new Error(`${dead.name} exited (${dead.child.exitCode ?? dead.child.signalCode}) while waiting for ${what}`);
+    const result = await probe();
+    if (result === true) return;
+    last = result;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
+    await sleep(250);
+  }
+}
+
+function readyz(server: string, token: string, caFile: string): Promise<true | string> {
+  let ca: Buffer;
+  try {
+    ca = readFileSync(caFile);
+  } catch {
+    return Promise.resolve(`${caFile} not written yet`);
+  }
+  return new Promise((resolve) => {
+    const req = request(`${server}/readyz`, { ca, headers: { authorization: `Bearer ${token}` }, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? true : `HTTP ${res.statusCode}`);
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', (err) => resolve(err.message));
+    req.end();
+  });
+}
+
+function runKubectl(
+  bin: string,
+  globalArgs: string[],
+  args: string[],
+  opts: { stdin?: string; allowFail?: boolean },
+): Promise<KubectlResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(bin, [...globalArgs, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      // A numeric code is kubectl's exit status; anything else (spawn failure, signal) is a real error.
+      if (err && typeof err.code !== 'number') return reject(err);
+      const code = err ? (err.code as number) : 0;
+      if (code !== 0 && !opts.allowFail) {
+        return reject(new Error(`kubectl ${args.join(' ')} failed (exit ${code}): ${stderr.trim()}`));
+      }
+      resolve({ stdout, stderr, code });
+    });
+    child.stdin?.end(opts.stdin ?? '');
+  });
+}
+
+async function tail(file: string, lines = 30): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).split('\n').slice(-lines - 1).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
