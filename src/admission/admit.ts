@@ -40,6 +40,8 @@ export interface AdmissionSummary {
   changes: string[];
   skips: string[];
   warnings: string[];
+  /** The object as a whole was out of scope (kind, operation, opt-out, subresource, ...). */
+  skipped?: true;
   error?: string;
 }
 
@@ -82,6 +84,7 @@ export function admit(review: AdmissionReviewRequest, namespace: NamespaceLookup
 
   summary.changes = result.changes;
   summary.skips = result.skips;
+  if (result.skipped) summary.skipped = true;
   summary.warnings = result.warnings;
   const response: AdmissionResponse = { uid: request.uid, allowed: true };
   if (result.ops.length > 0) {
@@ -102,7 +105,7 @@ function decide(
   nodes: NodeCounts | undefined,
 ): MutationResult {
   const { request } = review;
-  const nothing = (skip: string): MutationResult => ({ ops: [], warnings: [], changes: [], skips: [skip] });
+  const nothing = (skip: string): MutationResult => ({ ops: [], warnings: [], changes: [], skips: [skip], skipped: true });
   if (request.subResource) return nothing(`subresource ${request.subResource} is not handled`);
   if (!request.object) return nothing(`operation ${request.operation} carries no object`);
   // request.namespace, not metadata.namespace: the latter is empty on generateName creates.

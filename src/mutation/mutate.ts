@@ -33,11 +33,14 @@ export interface MutationResult {
   changes: string[];
   /** Why each feature (or the whole object) did nothing, for logs. */
   skips: string[];
+  /** Set when the object as a whole was out of scope and no feature was tried (the `skipped` metric). */
+  skipped?: true;
 }
 
 export function mutate(input: MutationInput): MutationResult {
   const result: MutationResult = { ops: [], warnings: [], changes: [], skips: [] };
   const skipAll = (skip: string, warning?: string) => {
+    result.skipped = true;
     result.skips.push(skip);
     if (warning) result.warnings.push(warning);
     return result;

@@ -46,6 +46,8 @@ function namespaceFields(item: unknown, where: string): { name: string; labels: 
 
 export class FileNamespaceSource implements NamespaceSource {
   private readonly namespaces: Map<string, Labels>;
+  /** The file is read once: the labels are as old as that read. */
+  readonly lastEventAt = Date.now();
 
   constructor(readonly path: string) {
     this.namespaces = parseNamespaces(readFileSync(path, 'utf8'), path);

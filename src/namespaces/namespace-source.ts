@@ -6,6 +6,11 @@ export interface NamespaceSource {
   /** False until the first full list has arrived. */
   isReady(): boolean;
   size(): number;
+  /**
+   * Unix time in ms when the labels were last confirmed (a list, a watch event, a resync, or
+   * reading the file); 0 or absent when never. Only read for the staleness metric.
+   */
+  readonly lastEventAt?: number;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
