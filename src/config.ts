@@ -22,8 +22,12 @@ export type NamespaceSourceConfig =
 export interface ServeConfig {
   port: number;
   host: string;
+  /** Plain-HTTP port of GET /metrics. */
+  metricsPort: number;
   tlsCert: string;
   tlsKey: string;
+  /** CA bundle that client certificates on POST /mutate must chain to; unset: no client check. */
+  clientCa?: string | undefined;
   namespaces: NamespaceSourceConfig;
   labelPrefix: string;
   failClosed: boolean;
@@ -47,8 +51,14 @@ interface FlagSpec {
 export const SERVE_FLAGS = {
   port: { type: 'string', env: 'REALIP_PORT', default: '8443', help: 'HTTPS port' },
   host: { type: 'string', env: 'REALIP_HOST', default: '0.0.0.0', help: 'address to listen on' },
+  'metrics-port': { type: 'string', env: 'REALIP_METRICS_PORT', default: '9090', help: 'plain-HTTP port of GET /metrics (Prometheus)' },
   'tls-cert': { type: 'string', env: 'REALIP_TLS_CERT', help: 'serving certificate file (PEM), required' },
   'tls-key': { type: 'string', env: 'REALIP_TLS_KEY', help: 'serving key file (PEM), required' },
+  'client-ca': {
+    type: 'string',
+    env: 'REALIP_CLIENT_CA',
+    help: 'CA bundle (PEM): POST /mutate then requires a client certificate it signed (the API server can present one)',
+  },
   kubeconfig: {
     type: 'string',
     env: 'REALIP_KUBECONFIG',
@@ -188,9 +198,17 @@ export function parseServeConfig(argv: readonly string[], env: Env, exists = fil
   if (watchNodes && namespaces.type === 'file') {
     throw new ConfigError(`--watch-nodes needs a cluster (--kubeconfig or in-cluster), but namespace labels come from a file: ${namespaces.reason}`);
   }
+  const httpsPort = port('port', str('port')!);
+  const metricsPort = port('metrics-port', str('metrics-port')!);
+  if (metricsPort === httpsPort) {
+    throw new ConfigError(`--metrics-port ${metricsPort} is also the HTTPS --port: give the metrics endpoint a port of its own`);
+  }
+  const clientCa = str('client-ca');
   return {
-    port: port('port', str('port')!),
+    port: httpsPort,
     host: str('host')!,
+    metricsPort,
+    clientCa: clientCa ? readableFile('client-ca', clientCa) : undefined,
     tlsCert: required('tls-cert'),
     tlsKey: required('tls-key'),
     namespaces,

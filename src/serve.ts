@@ -1,14 +1,18 @@
 // The `serve` command: wires the configuration to a namespace source and the HTTPS server.
-import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { NamespaceSourceConfig, ServeConfig } from './config.js';
+import { ConfigError, type NamespaceSourceConfig, type ServeConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { WebhookMetrics } from './metrics.js';
+import { buildMetricsServer } from './metrics-server.js';
 import { FileNamespaceSource } from './namespaces/file-namespace-source.js';
 import { KubeNamespaceCache } from './namespaces/kube-namespace-cache.js';
 import { NodeWatch } from './nodes/node-watch.js';
 import type { NamespaceSource } from './namespaces/namespace-source.js';
 import { buildServer } from './server.js';
+import { GracefulShutdown } from './shutdown.js';
+import { KeyPairError, readCaBundle, readKeyPair } from './tls.js';
+import { CertificateReloader } from './tls-reload.js';
 
 function loadKubeConfig(config: Exclude<NamespaceSourceConfig, { type: 'file' }>): KubeConfig {
   const kubeConfig = new KubeConfig();
@@ -30,30 +34,68 @@ export function createNamespaceSource(config: NamespaceSourceConfig, log: Logger
   return new KubeNamespaceCache(kubeConfig, log);
 }
 
+/** The serving pair and client CA, checked before anything starts. */
+function readServingTls(config: ServeConfig) {
+  try {
+    return { pair: readKeyPair(config.tlsCert, config.tlsKey), clientCa: config.clientCa ? readCaBundle(config.clientCa) : undefined };
+  } catch (err) {
+    if (err instanceof KeyPairError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
+async function listen(app: { listen(at: { port: number; host: string }): Promise<string> }, flag: string, port: number, host: string) {
+  try {
+    await app.listen({ port, host });
+  } catch (err) {
+    throw new Error(`--${flag} ${port}: cannot listen on ${host}:${port} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+  }
+}
+
 export async function serve(config: ServeConfig): Promise<void> {
   const log = createLogger(config.logLevel);
+  const { pair, clientCa } = readServingTls(config);
   const namespaces = createNamespaceSource(config.namespaces, log);
   // parseServeConfig refuses --watch-nodes with a namespaces file.
   const nodes =
     config.watchNodes && config.namespaces.type !== 'file' ? new NodeWatch(loadKubeConfig(config.namespaces), log) : undefined;
+  const metrics = new WebhookMetrics(namespaces);
+  const shutdown = new GracefulShutdown(log);
   const app = buildServer({
-    tls: { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) },
+    tls: { cert: pair.cert, key: pair.key, clientCa },
+    metrics,
+    isShuttingDown: shutdown.isShuttingDown,
     namespaces,
     admit: { labelPrefix: config.labelPrefix, failClosed: config.failClosed },
     logger: log,
     nodes,
   });
-  void namespaces.start();
-  void nodes?.start();
-  await app.listen({ port: config.port, host: config.host });
-
-  const shutdown = async (signal: string) => {
-    log.info({ signal }, 'shutting down');
+  const metricsApp = buildMetricsServer(metrics, log);
+  const reloader = new CertificateReloader({
+    certFile: config.tlsCert,
+    keyFile: config.tlsKey,
+    current: pair,
+    clientCa,
+    server: app.server,
+    log,
+    metrics,
+  });
+  const closeAll = async () => {
+    reloader.stop();
     await app.close();
+    await metricsApp.close();
     await namespaces.stop();
     await nodes?.stop();
-    process.exit(0);
   };
-  process.once('SIGTERM', (s) => void shutdown(s));
-  process.once('SIGINT', (s) => void shutdown(s));
+  void namespaces.start();
+  void nodes?.start();
+  try {
+    await listen(app, 'port', config.port, config.host);
+    await listen(metricsApp, 'metrics-port', config.metricsPort, config.host);
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  reloader.start();
+  shutdown.install(closeAll);
 }

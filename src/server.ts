@@ -1,11 +1,16 @@
 // HTTPS transport: parse the body, look up the namespace, call admit(), serialize. No decisions here.
-import Fastify, { LogController, type FastifyError } from 'fastify';
+import underPressure from '@fastify/under-pressure';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { admit, FailClosedError, type AdmitOptions, type NamespaceLookup } from './admission/admit.js';
 import { InvalidReviewError } from './admission/invalid-review.js';
 import { parseReview } from './admission/review.js';
 import type { NodeCounts } from './mutation/scheduling-warnings.js';
 import type { NamespaceSource } from './namespaces/namespace-source.js';
+import { requireClientCertificate } from './client-certificate.js';
+import { defaultLimits, loadShedding, reportDroppedConnections, type ServerLimits } from './limits.js';
+import type { WebhookMetrics } from './metrics.js';
+import { secureContextOptions, type ServingTls } from './tls.js';
 
 // An UPDATE review carries the object and the old object, each up to the API server's 3 MiB limit.
 export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -14,12 +19,18 @@ export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 export const KEEP_ALIVE_TIMEOUT_MS = 95_000;
 
 export interface ServerOptions {
-  tls: { cert: string | Buffer; key: string | Buffer };
+  tls: ServingTls;
   namespaces: NamespaceSource;
   admit: AdmitOptions;
   logger: Logger;
   /** The node watch (serve --watch-nodes), read on each request for the node-aware warnings. */
   nodes?: { counts(): NodeCounts | undefined };
+  /** Series of this instance, recorded here from each admission's summary. */
+  metrics?: WebhookMetrics;
+  /** Timeouts, connection bound and load shedding; unset ones take defaultLimits(). */
+  limits?: Partial<ServerLimits>;
+  /** True once shutdown has begun: /readyz answers 503 and responses close their connection. */
+  isShuttingDown?: () => boolean;
 }
 
 const NO_NAMESPACE: NamespaceLookup = { found: false, reason: 'request has no namespace' };
@@ -35,8 +46,23 @@ async function lookupNamespace(source: NamespaceSource, name: string): Promise<N
 }
 
 export function buildServer(options: ServerOptions) {
+  const limits: ServerLimits = { ...defaultLimits(), ...options.limits };
   const app = Fastify({
-    https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
+    https: {
+      ...secureContextOptions(options.tls),
+      // Asked for, not demanded in the handshake: see client-certificate.ts.
+      requestCert: Boolean(options.tls.clientCa),
+      rejectUnauthorized: false,
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
+    },
+    connectionTimeout: limits.idleTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // A request that reaches us while closing is answered, not refused with 503: a refusal
+    // makes the API server apply the failurePolicy and admit the object unmutated.
+    return503OnClosing: false,
     bodyLimit: BODY_LIMIT_BYTES,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     loggerInstance: options.logger,
@@ -44,10 +70,16 @@ export function buildServer(options: ServerOptions) {
     logController: new LogController({ disableRequestLogging: true }),
   });
   const log = options.logger;
+  app.server.maxConnections = limits.maxConnections;
+  reportDroppedConnections(app.server, limits.maxConnections, log, () => options.metrics?.connectionDropped());
+  // While shutting down, every answer asks the client to reconnect, which reaches another replica.
+  app.addHook('onSend', async (_req, reply) => {
+    if (options.isShuttingDown?.()) void reply.header('connection', 'close');
+  });
   // Reviews are JSON; a text body gets 415 rather than a confusing "not an object" 400.
   app.removeContentTypeParser('text/plain');
 
-  app.post('/mutate', async (req, reply) => {
+  const handleReview = async (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
     let review;
     try {
@@ -64,17 +96,30 @@ export function buildServer(options: ServerOptions) {
       const durationMs = Number((performance.now() - started).toFixed(3));
       const level = summary.outcome === 'error' ? 'error' : 'info';
       log[level]({ ...summary, durationMs }, 'admission');
+      options.metrics?.admission(summary);
       return response;
     } catch (err) {
       if (!(err instanceof FailClosedError)) throw err;
       log.error({ uid: review.request.uid, kind: review.request.kind.kind, namespace, err: err.message }, 'admission failed (fail-closed)');
+      options.metrics?.admission({ kind: review.request.kind.kind, operation: review.request.operation, outcome: 'error', changes: [] });
       return reply.code(500).send({ error: 'MutationFailed', message: err.message });
     }
+  };
+
+  // POST /mutate in a scope of its own, so the client-certificate check and load shedding apply
+  // to admissions only: the probes of a busy pod keep answering.
+  app.register(async (admission) => {
+    if (options.tls.clientCa) admission.addHook('onRequest', requireClientCertificate(log));
+    await admission.register(underPressure, loadShedding(limits, log));
+    const { metrics } = options;
+    if (metrics) admission.addHook('onResponse', async (_req, reply) => metrics.requestDone(reply.elapsedTime / 1000, reply.statusCode));
+    admission.post('/mutate', handleReview);
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {
+    if (options.isShuttingDown?.()) return reply.code(503).send({ status: 'not ready', reason: 'shutting down' });
     if (options.namespaces.isReady()) return { status: 'ready' };
     return reply.code(503).send({ status: 'not ready', reason: 'namespace list has not arrived yet' });
   });
