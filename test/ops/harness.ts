@@ -1,0 +1,223 @@
+// Helpers of the operations tests: certificates made with openssl, an in-process server with its
+// log lines captured, and raw HTTPS requests that report which certificate the server presented.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { buildMetricsServer } from '../../src/metrics-server.js';
+import { WebhookMetrics } from '../../src/metrics.js';
+import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
+import { buildServer, type ServerOptions } from '../../src/server.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Json = Record<string, any>;
+
+export const repo = fileURLToPath(new URL('../../', import.meta.url));
+
+export const NAMESPACES_YAML = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+  labels:
+    realip.io/inject: enabled
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+`;
+
+export interface CertSet {
+  dir: string;
+  caPem: string;
+  cert: Buffer;
+  key: Buffer;
+  /** SHA-256 fingerprint of the serving certificate, as X509Certificate and getPeerCertificate() write it. */
+  fingerprint: string;
+}
+
+/** A fresh CA and a serving certificate for 127.0.0.1, made by certs/generate.sh. */
+export function generateCerts(dir: string): CertSet {
+  execFileSync(join(repo, 'certs', 'generate.sh'), ['--out', dir, '--ip', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cert = readFileSync(join(dir, 'tls.crt'));
+  const { fingerprint256 } = new X509Certificate(cert);
+  return { dir, caPem: readFileSync(join(dir, 'ca.crt'), 'utf8'), cert, key: readFileSync(join(dir, 'tls.key')), fingerprint: fingerprint256 };
+}
+
+export interface ClientCredentials {
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** A client CA and a client certificate it signed (extendedKeyUsage clientAuth). */
+export function generateClientCerts(dir: string): { caPem: string; caFile: string; client: ClientCredentials } {
+  mkdirSync(dir, { recursive: true });
+  const run = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const file = (name: string) => join(dir, name);
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '1', '-subj', '/CN=test-client-ca',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign',
+    '-keyout', file('client-ca.key'), '-out', file('client-ca.crt'));
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-subj', '/CN=kube-apiserver', '-keyout', file('client.key'), '-out', file('client.csr'));
+  writeFileSync(file('client.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+  run('x509', '-req', '-sha256', '-days', '1', '-in', file('client.csr'), '-CA', file('client-ca.crt'), '-CAkey', file('client-ca.key'),
+    '-CAcreateserial', '-CAserial', file('client-ca.srl'), '-extfile', file('client.ext'), '-out', file('client.crt'));
+  return {
+    caPem: readFileSync(file('client-ca.crt'), 'utf8'),
+    caFile: file('client-ca.crt'),
+    client: { cert: readFileSync(file('client.crt')), key: readFileSync(file('client.key')) },
+  };
+}
+
+/** Log lines written to a pino logger, parsed. */
+export function captureLogs() {
+  const lines: Json[] = [];
+  const destination = new Writable({
+    decodeStrings: false,
+    write(chunk: string | Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line) as Json);
+      callback();
+    },
+  });
+  return { lines, logger: pino({ level: 'info', base: { service: 'realip-webhook' } }, destination) };
+}
+
+export interface Running {
+  app: ReturnType<typeof buildServer>;
+  port: number;
+  metrics: WebhookMetrics;
+  metricsPort: number;
+  logger: Logger;
+  lines: Json[];
+  close(): Promise<void>;
+}
+
+/** buildServer() plus its metrics server, both listening on free ports of 127.0.0.1. */
+export async function startServer(
+  namespaces: NamespaceSource,
+  options: Omit<ServerOptions, 'namespaces' | 'logger' | 'admit' | 'metrics'> & { failClosed?: boolean },
+): Promise<Running> {
+  const { lines, logger } = captureLogs();
+  const metrics = new WebhookMetrics(namespaces);
+  const { failClosed = false, ...rest } = options;
+  const app = buildServer({ ...rest, namespaces, logger, metrics, admit: { labelPrefix: 'realip.io', failClosed } });
+  const metricsApp = buildMetricsServer(metrics, logger);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  await metricsApp.listen({ port: 0, host: '127.0.0.1' });
+  return {
+    app,
+    port: (app.server.address() as AddressInfo).port,
+    metrics,
+    metricsPort: (metricsApp.server.address() as AddressInfo).port,
+    logger,
+    lines,
+    close: async () => {
+      await app.close();
+      await metricsApp.close();
+    },
+  };
+}
+
+export interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: Json;
+  /** Fingerprint of the certificate the server presented on this connection. */
+  peerFingerprint: string;
+}
+
+export interface RequestOptions {
+  method?: string;
+  body?: unknown;
+  ca: string | string[];
+  client?: ClientCredentials;
+  /** Reuse connections through this agent; default: a new connection for this request. */
+  agent?: https.Agent;
+}
+
+/** One HTTPS request to 127.0.0.1; rejects on a transport error (refused, reset, handshake failure). */
+export function send(port: number, path: string, options: RequestOptions): Promise<Response> {
+  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: options.method ?? (payload ? 'POST' : 'GET'),
+        ca: options.ca,
+        ...(options.client ?? {}),
+        agent: options.agent ?? false,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+        timeout: 10_000,
+      },
+      (res) => {
+        const peerFingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          let json: Json = {};
+          try {
+            json = JSON.parse(text) as Json;
+          } catch {
+            // Not JSON (e.g. the metrics text): `text` holds it.
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, peerFingerprint });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from port ${port} within 10 s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** GET a plain-HTTP URL; resolves with the status and body. */
+export async function fetchText(url: string): Promise<{ status: number; text: string; contentType: string }> {
+  const res = await fetch(url);
+  return { status: res.status, text: await res.text(), contentType: res.headers.get('content-type') ?? '' };
+}
+
+/** The value of one Prometheus sample whose labels include `labels`, or undefined when absent. */
+export function sample(exposition: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of exposition.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const found: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) found[pair[1]!] = pair[2]!;
+    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return match[3] === '+Inf' ? Infinity : Number(match[3]);
+  }
+  return undefined;
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    assert.ok(Date.now() < deadline, `gave up after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
