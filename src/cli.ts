@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // realip-webhook <command> [flags]. Each command parses its own flags; a ConfigError is a usage
 // error (exit 2), anything else a failure (exit 1).
+import { auditUsage, runAuditCommand } from './commands/audit.js';
 import { runMutate, mutateUsage } from './commands/mutate.js';
 import { ConfigError, parseServeConfig, serveUsage } from './config.js';
 import { serve } from './serve.js';
@@ -25,6 +26,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'mutate manifests offline, as the webhook would (GitOps)',
     usage: mutateUsage,
     run: runMutate,
+  },
+  audit: {
+    summary: 'list existing objects that differ from what the webhook would make; --fix services',
+    usage: auditUsage,
+    run: runAuditCommand,
   },
 };
 
