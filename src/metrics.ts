@@ -70,7 +70,7 @@ export class WebhookMetrics {
     });
     new Gauge({
       name: `${PREFIX}namespace_cache_last_event_age_seconds`,
-      help: 'Seconds since the namespace cache last received a list, watch event or resync (+Inf before the first)',
+      help: 'Seconds since the namespace cache last received a list (first or re-list) or a watch event (+Inf before the first); grows on a quiet cluster too',
       registers,
       collect() {
         const at = namespaces.lastEventAt;
