@@ -18,6 +18,25 @@ export function countNodes(nodes: readonly V1Node[]): NodeCounts {
   return { schedulable: schedulable.length, zones: zones.size };
 }
 
+/**
+ * Keeps only what is counted. The informer caches the very object it hands to its event
+ * handlers, so this trims the cache: a Node's status (images, addresses, capacity) can be tens of
+ * KiB, too much for a small webhook pod on a cluster of thousands of nodes.
+ */
+export function slimNode(node: V1Node): void {
+  const zone = node.metadata?.labels?.[TOPOLOGY_KEYS.zone];
+  node.metadata = {
+    name: node.metadata?.name,
+    resourceVersion: node.metadata?.resourceVersion,
+    labels: zone === undefined ? {} : { [TOPOLOGY_KEYS.zone]: zone },
+  };
+  node.spec = { unschedulable: node.spec?.unschedulable };
+  node.status = { conditions: node.status?.conditions?.filter((c) => c.type === 'Ready') };
+}
+
+// Node status changes arrive in bursts; one recount per burst is enough.
+const RECOUNT_DELAY_MS = 200;
+
 export interface NodeWatchOptions {
   /** Wait before listing again after the list or watch failed. */
   restartDelayMs?: number;
@@ -29,6 +48,7 @@ export class NodeWatch {
   private listed = false;
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
+  private recountTimer: NodeJS.Timeout | undefined;
   private current: NodeCounts | undefined;
 
   constructor(kubeConfig: KubeConfig, private readonly log: Logger, options: NodeWatchOptions = {}) {
@@ -40,10 +60,13 @@ export class NodeWatch {
       return list;
     });
     // Recount on events rather than per admission request: clusters can have thousands of nodes.
-    const recount = () => this.recount();
-    this.informer.on('add', recount);
-    this.informer.on('update', recount);
-    this.informer.on('delete', recount);
+    const changed = (node: V1Node) => {
+      slimNode(node);
+      this.scheduleRecount();
+    };
+    this.informer.on('add', changed);
+    this.informer.on('update', changed);
+    this.informer.on('delete', () => this.scheduleRecount());
     // ListWatch stops on any error but 410 Gone; start it again, keeping the last counts.
     this.informer.on('error', (err) => {
       if (this.stopped) return;
@@ -67,7 +90,16 @@ export class NodeWatch {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.recountTimer);
+    this.recountTimer = undefined;
     await this.informer.stop();
+  }
+
+  private scheduleRecount(): void {
+    this.recountTimer ??= setTimeout(() => {
+      this.recountTimer = undefined;
+      this.recount();
+    }, RECOUNT_DELAY_MS);
   }
 
   private recount(): void {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Node } from '@kubernetes/client-node';
 import { ConfigError, parseServeConfig } from '../../src/config.js';
-import { countNodes, isSchedulable } from '../../src/nodes/node-watch.js';
+import { countNodes, isSchedulable, slimNode } from '../../src/nodes/node-watch.js';
 
 function node(name: string, o: { ready?: 'True' | 'False' | 'Unknown'; cordoned?: boolean; zone?: string } = {}): V1Node {
   return {
@@ -39,6 +39,27 @@ describe('countNodes', () => {
     assert.equal(isSchedulable(node('a', { ready: 'True' })), true);
     assert.equal(isSchedulable(node('a', { ready: 'True', cordoned: true })), false);
     assert.equal(isSchedulable(node('a', { ready: 'False' })), false);
+  });
+});
+
+describe('slimNode', () => {
+  test('keeps what is counted and the resourceVersion, drops the rest', () => {
+    const big: V1Node = {
+      metadata: { name: 'a', resourceVersion: '7', labels: { 'topology.kubernetes.io/zone': 'z1', 'kubernetes.io/os': 'linux' }, annotations: { x: 'y' } },
+      spec: { unschedulable: true, podCIDR: '10.0.0.0/24' },
+      status: {
+        conditions: [{ type: 'Ready', status: 'True' }, { type: 'MemoryPressure', status: 'False' }],
+        images: [{ names: ['registry.k8s.io/pause:3.9'], sizeBytes: 1 }],
+      },
+    };
+    const counted = countNodes([big]);
+    slimNode(big);
+    assert.deepEqual(big, {
+      metadata: { name: 'a', resourceVersion: '7', labels: { 'topology.kubernetes.io/zone': 'z1' } },
+      spec: { unschedulable: true },
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    assert.deepEqual(countNodes([big]), counted);
   });
 });
 
