@@ -26,8 +26,8 @@ export interface MutateManifestsOptions {
   output?: Output | undefined;
 }
 
-/** One Kubernetes object of the input and what mutate() decided for it. */
-export interface ObjectOutcome {
+/** One Kubernetes object of the input and what mutate() decided for it (an entry of -o patch). */
+interface ObjectOutcome {
   document: number;
   /** Index in the List's items, for an object inside a List. */
   item?: number;
@@ -42,7 +42,6 @@ export interface MutateManifestsResult {
   stdout: string;
   /** One line each: a summary per changed object, every warning, hints. */
   stderr: string[];
-  objects: ObjectOutcome[];
 }
 
 /** Objects without metadata.namespace land here, as with `kubectl apply` and no -n. */
@@ -243,5 +242,5 @@ export function mutateManifests(text: string, options: MutateManifestsOptions): 
     const patches = objects.map(({ result, ...object }) => ({ ...object, patch: result.ops }));
     stdout = JSON.stringify(patches, null, 2) + '\n';
   }
-  return { stdout, stderr, objects };
+  return { stdout, stderr };
 }
