@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { WebhookMetrics } from './metrics.js';
-import { KeyPairError, readKeyPair, secureContextOptions, type KeyPair } from './tls.js';
+import { readKeyPair, secureContextOptions, type KeyPair } from './tls.js';
 
 /** A swap is a burst of events (new dir, symlink, rename, old dir removed); reload once after it. */
 export const RELOAD_DEBOUNCE_MS = 200;
@@ -66,17 +66,17 @@ export class CertificateReloader {
     let next: KeyPair;
     try {
       next = readKeyPair(certFile, keyFile);
+      if (next.cert.equals(this.current.cert) && next.key.equals(this.current.key)) return;
+      server.setSecureContext(secureContextOptions({ cert: next.cert, key: next.key, clientCa }));
     } catch (err) {
-      if (!(err instanceof KeyPairError)) throw err;
+      // Whatever went wrong, the context in service is untouched: keep serving it.
       log.error(
-        { err: err.message, servingFingerprint: this.current.certificate.fingerprint256 },
+        { err: err instanceof Error ? err.message : String(err), servingFingerprint: this.current.certificate.fingerprint256 },
         'serving certificate not reloaded: the new files are not a valid pair; still serving the previous certificate',
       );
       this.options.metrics?.certificateReloaded('refused');
       return;
     }
-    if (next.cert.equals(this.current.cert) && next.key.equals(this.current.key)) return;
-    server.setSecureContext(secureContextOptions({ cert: next.cert, key: next.key, clientCa }));
     const previous = this.current.certificate;
     this.current = next;
     log.info(
