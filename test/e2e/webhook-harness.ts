@@ -1,0 +1,263 @@
+// The webhook side of the e2e suite: certificates from certs/generate.sh, the real built webhook
+// (dist/cli.js serve) as a child process, the shipped MutatingWebhookConfiguration adapted to
+// reach it on loopback, and small helpers to read objects back from the API server.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { createServer, type AddressInfo } from 'node:net';
+import { delimiter, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parse, stringify } from 'yaml';
+import type { Cluster } from './cluster.js';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+// REALIP_E2E_CLI: run another build (e.g. a deliberately broken copy, to see the suite catch it).
+const CLI = process.env.REALIP_E2E_CLI ?? join(ROOT, 'dist', 'cli.js');
+const GENERATE = join(ROOT, 'certs', 'generate.sh');
+const SHIPPED_CONFIG = join(ROOT, 'manifests', 'base', 'mutatingwebhookconfiguration.yaml');
+const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+
+// Any object read back from the API server; tests reach into it freely.
+export type Obj = Record<string, any>;
+
+// Where startCluster() looks for kube-apiserver (test/e2e/cluster.ts).
+const DEFAULT_APISERVER = '/var/cache/realip-webhook/kube-apiserver-1.20.2/kube-apiserver';
+
+/** What the suite cannot run without, each with the command that provides it. */
+export async function missingPrerequisites(): Promise<string[]> {
+  const missing: string[] = [];
+  const apiserver = process.env.KUBE_APISERVER ?? DEFAULT_APISERVER;
+  if (!(await isExecutable(apiserver))) missing.push(`kube-apiserver not found at ${apiserver}: run test/e2e/install-kube-apiserver.sh (as root) first`);
+  for (const tool of ['etcd', 'kubectl']) {
+    const found = await Promise.all((process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => isExecutable(join(d, tool))));
+    if (!found.includes(true)) missing.push(`${tool} not found in PATH: run test/e2e/install-kube-apiserver.sh (as root) first`);
+  }
+  if (!(await isExecutable(GENERATE))) missing.push(`${GENERATE} is missing or not executable`);
+  try {
+    await access(CLI);
+  } catch {
+    missing.push(`${CLI} not found: run npm run build first (npm run test:e2e does)`);
+  }
+  return missing;
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Certs {
+  dir: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** base64 of the CA certificate: the caBundle. */
+  caBundle: string;
+}
+
+/** A CA and a serving certificate for 127.0.0.1, made by the same script users run. */
+export async function makeCerts(dir: string): Promise<Certs> {
+  const { stdout } = await promisify(execFile)(GENERATE, ['--out', dir, '--ip', '127.0.0.1'], { encoding: 'utf8' });
+  const caBundle = stdout.trim();
+  const caFile = join(dir, 'ca.crt');
+  if (caBundle !== (await readFile(caFile)).toString('base64')) {
+    throw new Error(`certs/generate.sh printed a caBundle that is not base64 of ${caFile}: ${caBundle.slice(0, 40)}...`);
+  }
+  return { dir, caFile, certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), caBundle };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+export interface WebhookOptions {
+  kubeconfig: string;
+  certs: Certs;
+  /** Where the log file goes. */
+  dir: string;
+  /** A name for the log file and messages. */
+  name: string;
+  /** Reuse a port (a restart behind the same registered URL); a free one otherwise. */
+  port?: number;
+  extraArgs?: string[];
+}
+
+export interface Webhook {
+  name: string;
+  port: number;
+  /** The URL to register: https://127.0.0.1:<port>/mutate */
+  url: string;
+  logFile: string;
+  args: string[];
+  running(): boolean;
+  /** The exit code once exited (null while running or when killed by a signal). */
+  exitCode(): number | null;
+  logTail(lines?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+// Children not stopped yet; killed if the test process exits without stop().
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+/** Starts `node dist/cli.js serve` against the cluster and waits for GET /readyz 200. */
+export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
+  const port = opts.port ?? (await freePort());
+  const metricsPort = await freePort();
+  const logFile = join(opts.dir, `${opts.name}.log`);
+  const args = [
+    CLI, 'serve',
+    '--host', '127.0.0.1',
+    '--port', String(port),
+    '--metrics-port', String(metricsPort),
+    '--tls-cert', opts.certs.certFile,
+    '--tls-key', opts.certs.keyFile,
+    '--kubeconfig', opts.kubeconfig,
+    ...(opts.extraArgs ?? []),
+  ];
+  const fd = openSync(logFile, 'a');
+  // Only what the flags say: no REALIP_* variables from the developer's shell.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REALIP_')));
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  child.unref();
+  live.add(child);
+  let exited = false;
+  const exit = new Promise<void>((done) => {
+    const finish = () => {
+      exited = true;
+      live.delete(child);
+      done();
+    };
+    child.once('exit', finish);
+    child.once('error', finish);
+  });
+
+  const logTail = async (lines = 40) => {
+    try {
+      return (await readFile(logFile, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  };
+  const stop = async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const escalate = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exit;
+    clearTimeout(escalate);
+  };
+
+  const ca = await readFile(opts.certs.caFile);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = '';
+  for (;;) {
+    if (exited) {
+      throw new Error(`webhook ${opts.name} exited (${child.exitCode ?? child.signalCode}) before /readyz:\n${await logTail()}`);
+    }
+    last = await probeReadyz(port, ca);
+    if (last === 'HTTP 200') break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`webhook ${opts.name}: GET /readyz not 200 after ${READY_TIMEOUT_MS} ms (last: ${last}):\n${await logTail()}`);
+    }
+    await sleep(100);
+  }
+  return {
+    name: opts.name,
+    port,
+    url: `https://127.0.0.1:${port}/mutate`,
+    logFile,
+    args,
+    running: () => !exited,
+    exitCode: () => child.exitCode,
+    logTail,
+    stop,
+  };
+}
+
+// Verifies the served certificate against the CA for 127.0.0.1, as the API server will.
+function probeReadyz(port: number, ca: Buffer): Promise<string> {
+  return new Promise((done) => {
+    const req = request({ host: '127.0.0.1', port, path: '/readyz', ca, timeout: 2_000 }, (res) => {
+      res.resume();
+      done(`HTTP ${res.statusCode}`);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (err) => done(err.message));
+    req.end();
+  });
+}
+
+/** manifests/base/mutatingwebhookconfiguration.yaml, parsed, exactly as shipped. */
+export async function shippedWebhookConfiguration(): Promise<Obj> {
+  return parse(await readFile(SHIPPED_CONFIG, 'utf8')) as Obj;
+}
+
+/**
+ * The shipped configuration, changed only where a loopback test must: the webhooks call `url`
+ * (instead of the in-cluster Service) and trust the test CA. Everything else stays as shipped.
+ */
+export function adaptWebhookConfiguration(shipped: Obj, url: string, caBundle: string): Obj {
+  const config = structuredClone(shipped);
+  for (const webhook of config.webhooks as Obj[]) {
+    const { service, ...rest } = webhook.clientConfig as Obj;
+    if (!service) throw new Error(`shipped webhook ${webhook.name} has no clientConfig.service to replace`);
+    webhook.clientConfig = { ...rest, url, caBundle };
+  }
+  return config;
+}
+
+/** Parses `kubectl ... -o json`. */
+export async function getJson(cluster: Cluster, args: string[]): Promise<Obj> {
+  const { stdout } = await cluster.kubectl(['get', ...args, '-o', 'json']);
+  return JSON.parse(stdout) as Obj;
+}
+
+/** Polls until `probe` returns a value (not undefined), or fails after `timeoutMs` with the last reason. */
+export async function pollUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  { timeoutMs = 20_000, intervalMs = 200 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = ` (last error: ${(err as Error).message})`;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** A multi-document YAML stream for `kubectl <verb> -f -`, objects in order. */
+export function manifestStream(...objects: Obj[]): string {
+  return objects.map((o) => stringify(o)).join('---\n');
+}
+
+/** The webhook's one-line admission summaries (pino JSON, msg "admission"), for checking who answered what. */
+export async function admissionLog(webhook: Webhook): Promise<Obj[]> {
+  const lines = (await readFile(webhook.logFile, 'utf8')).split('\n').filter(Boolean);
+  return lines.map((l) => JSON.parse(l) as Obj).filter((l) => l.msg === 'admission');
+}
