@@ -84,9 +84,10 @@ describe('realip-webhook serve', () => {
 
   it('starts with the bundled namespaces, admits over HTTPS and exits 0 on SIGTERM', { timeout: 60_000 }, async () => {
     const port = await freePort();
+    const metricsPort = await freePort();
     const proc = spawn(
       process.execPath,
-      ['--import', 'tsx', CLI, 'serve', '--port', String(port), '--host', '127.0.0.1', '--tls-cert', tlsCert, '--tls-key', tlsKey],
+      ['--import', 'tsx', CLI, 'serve', '--port', String(port), '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--tls-cert', tlsCert, '--tls-key', tlsKey],
       { cwd: repo, env: noClusterEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child = proc;
