@@ -2,58 +2,33 @@
 // bodies, the patches as the API server would apply them, and the log line of each case.
 //   node --import tsx --test test/http/server.test.ts
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import request from 'supertest';
 import type { NamespaceLookup } from '../../src/admission/admit.js';
 import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.js';
 import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
 import { BODY_LIMIT_BYTES, buildServer } from '../../src/server.js';
 import { deployment, generateNamePod, review, service } from '../fixtures/objects.js';
+import { generateCerts } from '../support/certs.js';
+import type { Json } from '../support/json.js';
+import { captureLogs } from '../support/logs.js';
+import { namespacesYaml } from '../support/namespaces.js';
 import { applyStrict, decodePatch } from '../support/patch.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = Record<string, any>;
-
-const repo = fileURLToPath(new URL('../../', import.meta.url));
 const TPROXY = 'sidecar.istio.io/interceptionMode';
 
-const NAMESPACES_YAML = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: demo
-  labels:
-    realip.io/inject: enabled
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: demo-restricted
-  labels:
-    realip.io/inject: enabled
-    pod-security.kubernetes.io/enforce: restricted
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: default
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: opted-out
-  labels:
-    realip.io/inject: disabled
-`;
+const NAMESPACES_YAML = namespacesYaml({
+  demo: { 'realip.io/inject': 'enabled' },
+  'demo-restricted': { 'realip.io/inject': 'enabled', 'pod-security.kubernetes.io/enforce': 'restricted' },
+  default: {},
+  'opted-out': { 'realip.io/inject': 'disabled' },
+});
 
 /** A NamespaceSource written for the tests: answers as told. */
 class StubNamespaceSource implements NamespaceSource {
@@ -98,20 +73,7 @@ let namespacesFile = '';
 const running: Running[] = [];
 
 async function start(namespaces: NamespaceSource, failClosed = false): Promise<Running> {
-  const raw: string[] = [];
-  const lines: Json[] = [];
-  const destination = new Writable({
-    decodeStrings: false,
-    write(chunk: string | Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) {
-        if (line.trim() === '') continue;
-        raw.push(line);
-        lines.push(JSON.parse(line) as Json);
-      }
-      callback();
-    },
-  });
-  const logger = pino({ level: 'info', base: { service: 'realip-webhook' } }, destination);
+  const { logger, lines, raw } = captureLogs();
   const app = buildServer({ tls: tlsPair, namespaces, admit: { labelPrefix: 'realip.io', failClosed }, logger });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
@@ -145,13 +107,10 @@ function patched(object: Json, response: Json): Json {
 
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'realip-server-test-'));
-  const caBundle = execFileSync(join(repo, 'certs', 'generate.sh'), ['--out', join(work, 'certs'), '--ip', '127.0.0.1'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }).trim();
-  caPem = readFileSync(join(work, 'certs', 'ca.crt'), 'utf8');
-  assert.equal(Buffer.from(caBundle, 'base64').toString('utf8'), caPem, 'generate.sh prints the CA bundle');
-  tlsPair = { cert: readFileSync(join(work, 'certs', 'tls.crt')), key: readFileSync(join(work, 'certs', 'tls.key')) };
+  const certs = generateCerts(join(work, 'certs'));
+  caPem = certs.caPem;
+  assert.equal(Buffer.from(certs.caBundle, 'base64').toString('utf8'), caPem, 'generate.sh prints the CA bundle');
+  tlsPair = { cert: certs.cert, key: certs.key };
   namespacesFile = join(work, 'namespaces.yaml');
   writeFileSync(namespacesFile, NAMESPACES_YAML);
 });

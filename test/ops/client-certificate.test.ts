@@ -7,21 +7,20 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.js';
 import { deployment, review } from '../fixtures/objects.js';
+import { generateCerts, type ServingCerts } from '../support/certs.js';
 import {
   fetchText,
-  generateCerts,
   generateClientCerts,
   NAMESPACES_YAML,
   sample,
   send,
   startServer,
-  type CertSet,
   type ClientCredentials,
   type Running,
 } from './harness.js';
 
 let work = '';
-let certs: CertSet;
+let certs: ServingCerts;
 let namespacesFile = '';
 let trusted: { caPem: string; client: ClientCredentials };
 let untrusted: { caPem: string; client: ClientCredentials };

@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ConfigError, parseServeConfig, serveUsage } from '../../src/config.js';
+import { parseServeConfig, serveUsage } from '../../src/config.js';
+import { assertConfigError } from '../support/config.js';
 
 let work = '';
 let tls: string[] = [];
@@ -21,14 +22,6 @@ before(() => {
 after(() => rmSync(work, { recursive: true, force: true }));
 
 const parse = (argv: string[], env: Record<string, string> = {}) => parseServeConfig([...tls, ...argv], env);
-
-function assertConfigError(fn: () => unknown, ...patterns: RegExp[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    for (const p of patterns) assert.match(err.message, p);
-    return true;
-  });
-}
 
 describe('--metrics-port', () => {
   it('defaults to 9090', () => assert.equal(parse([]).metricsPort, 9090));

@@ -1,56 +1,25 @@
-// Helpers of the operations tests: certificates made with openssl, an in-process server with its
-// log lines captured, and raw HTTPS requests that report which certificate the server presented.
+// What only the operations tests need: client certificates made with openssl, an in-process
+// server with its metrics server and captured log lines, raw HTTPS requests that report which
+// certificate the server presented, and reading Prometheus samples. The helpers every suite
+// shares (serving certificates, log capture, free ports, the CLI) are in test/support/.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { buildMetricsServer } from '../../src/metrics-server.js';
 import { WebhookMetrics } from '../../src/metrics.js';
 import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
 import { buildServer, type ServerOptions } from '../../src/server.js';
+import type { Json } from '../support/json.js';
+import { captureLogs } from '../support/logs.js';
+import { namespacesYaml } from '../support/namespaces.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Json = Record<string, any>;
-
-export const repo = fileURLToPath(new URL('../../', import.meta.url));
-
-export const NAMESPACES_YAML = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: demo
-  labels:
-    realip.io/inject: enabled
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: default
-`;
-
-export interface CertSet {
-  dir: string;
-  caPem: string;
-  cert: Buffer;
-  key: Buffer;
-  /** SHA-256 fingerprint of the serving certificate, as X509Certificate and getPeerCertificate() write it. */
-  fingerprint: string;
-}
-
-/** A fresh CA and a serving certificate for 127.0.0.1, made by certs/generate.sh. */
-export function generateCerts(dir: string): CertSet {
-  execFileSync(join(repo, 'certs', 'generate.sh'), ['--out', dir, '--ip', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const cert = readFileSync(join(dir, 'tls.crt'));
-  const { fingerprint256 } = new X509Certificate(cert);
-  return { dir, caPem: readFileSync(join(dir, 'ca.crt'), 'utf8'), cert, key: readFileSync(join(dir, 'tls.key')), fingerprint: fingerprint256 };
-}
+/** One namespace opted in (demo) and one not (default): all the operations tests admit into. */
+export const NAMESPACES_YAML = namespacesYaml({ demo: { 'realip.io/inject': 'enabled' }, default: {} });
 
 export interface ClientCredentials {
   cert: Buffer;
@@ -74,19 +43,6 @@ export function generateClientCerts(dir: string): { caPem: string; caFile: strin
     caFile: file('client-ca.crt'),
     client: { cert: readFileSync(file('client.crt')), key: readFileSync(file('client.key')) },
   };
-}
-
-/** Log lines written to a pino logger, parsed. */
-export function captureLogs() {
-  const lines: Json[] = [];
-  const destination = new Writable({
-    decodeStrings: false,
-    write(chunk: string | Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line) as Json);
-      callback();
-    },
-  });
-  return { lines, logger: pino({ level: 'info', base: { service: 'realip-webhook' } }, destination) };
 }
 
 export interface Running {
@@ -210,14 +166,4 @@ export async function eventually<T>(what: string, check: () => T | undefined | P
     assert.ok(Date.now() < deadline, `gave up after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }

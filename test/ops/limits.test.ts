@@ -14,10 +14,11 @@ import { defaultLimits, type ServerLimits } from '../../src/limits.js';
 import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.js';
 import { KEEP_ALIVE_TIMEOUT_MS } from '../../src/server.js';
 import { deployment, review } from '../fixtures/objects.js';
-import { eventually, fetchText, generateCerts, NAMESPACES_YAML, sample, send, startServer, type CertSet, type Running } from './harness.js';
+import { generateCerts, type ServingCerts } from '../support/certs.js';
+import { eventually, fetchText, NAMESPACES_YAML, sample, send, startServer, type Running } from './harness.js';
 
 let work = '';
-let certs: CertSet;
+let certs: ServingCerts;
 let namespacesFile = '';
 const servers: Running[] = [];
 const sockets: { destroy(): void }[] = [];

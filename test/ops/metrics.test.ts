@@ -11,10 +11,11 @@ import { WebhookMetrics } from '../../src/metrics.js';
 import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.js';
 import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
 import { deployment, review, service } from '../fixtures/objects.js';
-import { fetchText, generateCerts, NAMESPACES_YAML, sample, send, startServer, type CertSet, type Running } from './harness.js';
+import { generateCerts, type ServingCerts } from '../support/certs.js';
+import { fetchText, NAMESPACES_YAML, sample, send, startServer, type Running } from './harness.js';
 
 let work = '';
-let certs: CertSet;
+let certs: ServingCerts;
 let namespacesFile = '';
 const servers: Running[] = [];
 

@@ -2,39 +2,30 @@
 // start-up checks of the certificate files and ports.
 //   node --import tsx --test test/ops/serve.test.ts
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { deployment, review } from '../fixtures/objects.js';
-import { eventually, fetchText, freePort, generateCerts, NAMESPACES_YAML, repo, send, type CertSet, type Json } from './harness.js';
-
-const CLI = join(repo, 'src', 'cli.ts');
+import { generateCerts, type ServingCerts } from '../support/certs.js';
+import { CLI_SOURCE, noClusterEnv, runCli, spawnServe, type ServeProcess } from '../support/cli.js';
+import type { Json } from '../support/json.js';
+import { freePort } from '../support/net.js';
+import { REPO_ROOT } from '../support/repo.js';
+import { eventually, fetchText, NAMESPACES_YAML, send } from './harness.js';
 
 let work = '';
 let home = '';
 let namespacesFile = '';
-let certs: CertSet;
-let otherCerts: CertSet;
+let certs: ServingCerts;
+let otherCerts: ServingCerts;
 const children: ChildProcess[] = [];
 
-/** No cluster, no REALIP_* settings, and not the test runner's own variables. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (name === 'KUBECONFIG' || /^(KUBERNETES_|REALIP_|NODE_TEST)/.test(name)) continue;
-    env[name] = value;
-  }
-  env['HOME'] = home;
-  return env;
-}
-
-const tlsFlags = (c: CertSet = certs) => ['--tls-cert', join(c.dir, 'tls.crt'), '--tls-key', join(c.dir, 'tls.key')];
+const tlsFlags = (c: ServingCerts = certs) => ['--tls-cert', c.certFile, '--tls-key', c.keyFile];
 
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'realip-serve-test-'));
@@ -51,51 +42,12 @@ after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface Served {
-  proc: ChildProcess;
-  port: number;
-  metricsPort: number;
-  exited: Promise<[number | null, NodeJS.Signals | null]>;
-  /** Resolves with the first log line that matches; rejects if the process exits first. */
-  logLine(match: (line: Json) => boolean): Promise<Json>;
-  output(): string;
-}
-
-async function startServe(): Promise<Served> {
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const args = ['--import', 'tsx', CLI, 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port', String(metricsPort)];
-  const proc = spawn(process.execPath, [...args, ...tlsFlags(), '--namespaces-file', namespacesFile], {
-    cwd: repo,
-    env: cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(proc);
-  const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  const raw: string[] = [];
-  const lines: Json[] = [];
-  const waiters: { match: (l: Json) => boolean; resolve: (l: Json) => void }[] = [];
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => raw.push(chunk));
-  createInterface({ input: proc.stdout! }).on('line', (text) => {
-    raw.push(text);
-    const line = JSON.parse(text) as Json;
-    lines.push(line);
-    for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
-  });
-  const output = () => raw.join('\n');
-  const logLine = (match: (l: Json) => boolean) =>
-    Promise.race([
-      new Promise<Json>((resolve) => {
-        const seen = lines.find(match);
-        if (seen) resolve(seen);
-        else waiters.push({ match, resolve });
-      }),
-      exited.then(([code, signal]) => {
-        throw new Error(`exited (code ${code}, signal ${signal}) before the awaited log line; output:\n${output()}`);
-      }),
-    ]);
-  await logLine((l) => l['msg'] === 'watching the serving certificate for changes');
-  return { proc, port, metricsPort, exited, logLine, output };
+/** serve with the test certificate and namespaces, once it watches the certificate (its last start-up step). */
+async function startServe(): Promise<ServeProcess> {
+  const served = await spawnServe(home, [...tlsFlags(), '--namespaces-file', namespacesFile]);
+  children.push(served.proc);
+  await served.logLine((l) => l['msg'] === 'watching the serving certificate for changes');
+  return served;
 }
 
 /** A POST /mutate whose body is sent in two parts: the request stays in flight until `finish()`. */
@@ -177,16 +129,10 @@ describe('graceful shutdown', () => {
 });
 
 describe('start-up checks', () => {
-  const run = (args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', CLI, 'serve', '--host', '127.0.0.1', '--namespaces-file', namespacesFile, ...args], {
-      cwd: repo,
-      env: cleanEnv(),
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+  const run = (args: string[]) => runCli(['serve', '--host', '127.0.0.1', '--namespaces-file', namespacesFile, ...args], home);
 
   it('a key that does not belong to the certificate exits 2 naming both files', { timeout: 60_000 }, () => {
-    const result = run(['--tls-cert', join(certs.dir, 'tls.crt'), '--tls-key', join(otherCerts.dir, 'tls.key')]);
+    const result = run(['--tls-cert', certs.certFile, '--tls-key', otherCerts.keyFile]);
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, /other\/tls\.key is not the private key of the certificate in .*certs\/tls\.crt/);
   });
@@ -208,8 +154,8 @@ describe('start-up checks', () => {
       const result = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
         const proc = spawn(
           process.execPath,
-          ['--import', 'tsx', CLI, 'serve', '--host', '127.0.0.1', '--namespaces-file', namespacesFile, '--port', String(port), '--metrics-port', String(taken), ...tlsFlags()],
-          { cwd: repo, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] },
+          ['--import', 'tsx', CLI_SOURCE, 'serve', '--host', '127.0.0.1', '--namespaces-file', namespacesFile, '--port', String(port), '--metrics-port', String(taken), ...tlsFlags()],
+          { cwd: REPO_ROOT, env: noClusterEnv(home), stdio: ['ignore', 'ignore', 'pipe'] },
         );
         children.push(proc);
         let stderr = '';

@@ -12,16 +12,15 @@ import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.
 import { readKeyPair } from '../../src/tls.js';
 import { CertificateReloader } from '../../src/tls-reload.js';
 import { deployment, review } from '../fixtures/objects.js';
+import { generateCerts, type ServingCerts } from '../support/certs.js';
 import {
   eventually,
   fetchText,
-  generateCerts,
   generateClientCerts,
   NAMESPACES_YAML,
   sample,
   send,
   startServer,
-  type CertSet,
   type Running,
 } from './harness.js';
 
@@ -62,9 +61,9 @@ class SecretVolume {
 
 let work = '';
 let namespacesFile = '';
-let certsA: CertSet;
-let certsB: CertSet;
-let certsC: CertSet;
+let certsA: ServingCerts;
+let certsB: ServingCerts;
+let certsC: ServingCerts;
 const cleanups: (() => Promise<void> | void)[] = [];
 
 before(() => {

@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BUNDLED_NAMESPACES_FILE, ConfigError, parseServeConfig, type ServeConfig } from '../../src/config.js';
+import { BUNDLED_NAMESPACES_FILE, parseServeConfig, type ServeConfig } from '../../src/config.js';
+import { assertConfigError } from '../support/config.js';
 
 let work = '';
 let cert = '';
@@ -39,15 +40,6 @@ const parse = (
   exists: (path: string) => boolean = nothingExists,
 ): ServeConfig =>
   parseServeConfig(argv, env, exists);
-
-/** Asserts a ConfigError whose message matches every pattern. */
-function assertConfigError(fn: () => unknown, ...patterns: RegExp[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    for (const p of patterns) assert.match(err.message, p);
-    return true;
-  });
-}
 
 describe('defaults', () => {
   it('port 8443, host 0.0.0.0, prefix realip.io, level info, fail open', () => {
