@@ -6,10 +6,10 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePorts } from '../support/net.js';
 
 export interface KubectlResult {
   stdout: string;
@@ -26,7 +26,8 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-const DEFAULT_APISERVER = '/var/cache/realip-webhook/kube-apiserver-1.20.2/kube-apiserver';
+// Where install-kube-apiserver.sh puts it; KUBE_APISERVER points elsewhere.
+export const DEFAULT_APISERVER = '/var/cache/realip-webhook/kube-apiserver-1.20.2/kube-apiserver';
 const INSTALL_HINT = 'run test/e2e/install-kube-apiserver.sh (as root) first';
 const START_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
@@ -143,7 +144,7 @@ function kubeconfigFor(server: string, caFile: string, token: string) {
   };
 }
 
-async function isExecutable(path: string): Promise<boolean> {
+export async function isExecutable(path: string): Promise<boolean> {
   try {
     await access(path, constants.X_OK);
     return true;
@@ -152,26 +153,10 @@ async function isExecutable(path: string): Promise<boolean> {
   }
 }
 
-async function findExecutable(name: string, fallbacks: string[] = []): Promise<string | undefined> {
+export async function findExecutable(name: string, fallbacks: string[] = []): Promise<string | undefined> {
   const inPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name));
   for (const candidate of [...inPath, ...fallbacks]) if (await isExecutable(candidate)) return candidate;
   return undefined;
-}
-
-// Let the kernel choose; all listeners stay open until every port is known so they differ.
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<Server>((resolve, reject) => {
-        const s = createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve(s));
-      }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 function startProcess(name: string, bin: string, dir: string, args: string[]): Proc {

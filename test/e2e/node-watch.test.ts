@@ -3,12 +3,9 @@
 // follow. Then the server reads those counts per request: the node-aware warnings appear in the
 // AdmissionReview response.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
@@ -18,9 +15,9 @@ import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
 import { NodeWatch } from '../../src/nodes/node-watch.js';
 import { buildServer } from '../../src/server.js';
 import * as fx from '../fixtures/objects.js';
+import { generateCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from './cluster.js';
 
-const repo = fileURLToPath(new URL('../../', import.meta.url));
 const REQUIRED = { 'realip.io/inject': 'enabled', 'realip.io/anti-affinity': 'required' };
 
 let cluster: Cluster;
@@ -83,8 +80,7 @@ describe('NodeWatch (real kube-apiserver)', { timeout: 120_000 }, () => {
   });
 
   test('the server reads the current counts per request: Pending and deadlock warnings in the response', async () => {
-    const certs = join(cluster.dir, 'webhook-certs');
-    execFileSync(join(repo, 'certs', 'generate.sh'), ['--out', certs, '--ip', '127.0.0.1'], { stdio: 'ignore' });
+    const certs = generateCerts(join(cluster.dir, 'webhook-certs'));
     const namespaces: NamespaceSource = {
       lookup: async (): Promise<NamespaceLookup> => ({ found: true, labels: REQUIRED }),
       isReady: () => true,
@@ -93,7 +89,7 @@ describe('NodeWatch (real kube-apiserver)', { timeout: 120_000 }, () => {
       stop: async () => {},
     };
     const app = buildServer({
-      tls: { cert: readFileSync(join(certs, 'tls.crt')), key: readFileSync(join(certs, 'tls.key')) },
+      tls: { cert: certs.cert, key: certs.key },
       namespaces,
       admit: { labelPrefix: 'realip.io', failClosed: false },
       logger: pino({ level: 'silent' }),

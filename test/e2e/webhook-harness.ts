@@ -1,17 +1,17 @@
 // The webhook side of the e2e suite: certificates from certs/generate.sh, the real built webhook
 // (dist/cli.js serve) as a child process, the shipped MutatingWebhookConfiguration adapted to
 // reach it on loopback, and small helpers to read objects back from the API server.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer, type AddressInfo } from 'node:net';
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
-import type { Cluster } from './cluster.js';
+import { generateCerts, type ServingCerts } from '../support/certs.js';
+import { freePort } from '../support/net.js';
+import { DEFAULT_APISERVER, findExecutable, isExecutable, type Cluster } from './cluster.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 // REALIP_E2E_CLI: run another build (e.g. a deliberately broken copy, to see the suite catch it).
@@ -24,17 +24,13 @@ const STOP_GRACE_MS = 5_000;
 // Any object read back from the API server; tests reach into it freely.
 export type Obj = Record<string, any>;
 
-// Where startCluster() looks for kube-apiserver (test/e2e/cluster.ts).
-const DEFAULT_APISERVER = '/var/cache/realip-webhook/kube-apiserver-1.20.2/kube-apiserver';
-
 /** What the suite cannot run without, each with the command that provides it. */
 export async function missingPrerequisites(): Promise<string[]> {
   const missing: string[] = [];
   const apiserver = process.env.KUBE_APISERVER ?? DEFAULT_APISERVER;
   if (!(await isExecutable(apiserver))) missing.push(`kube-apiserver not found at ${apiserver}: run test/e2e/install-kube-apiserver.sh (as root) first`);
   for (const tool of ['etcd', 'kubectl']) {
-    const found = await Promise.all((process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => isExecutable(join(d, tool))));
-    if (!found.includes(true)) missing.push(`${tool} not found in PATH: run test/e2e/install-kube-apiserver.sh (as root) first`);
+    if (!(await findExecutable(tool))) missing.push(`${tool} not found in PATH: run test/e2e/install-kube-apiserver.sh (as root) first`);
   }
   if (!(await isExecutable(GENERATE))) missing.push(`${GENERATE} is missing or not executable`);
   try {
@@ -45,49 +41,21 @@ export async function missingPrerequisites(): Promise<string[]> {
   return missing;
 }
 
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
+/**
+ * generateCerts(), checked: the caBundle certs/generate.sh printed is what the tests register with
+ * the API server, so it must be the CA that signed the serving certificate.
+ */
+export function generateCertsForRegistration(dir: string): ServingCerts {
+  const certs = generateCerts(dir);
+  if (certs.caBundle !== readFileSync(certs.caFile).toString('base64')) {
+    throw new Error(`certs/generate.sh printed a caBundle that is not base64 of ${certs.caFile}: ${certs.caBundle.slice(0, 40)}...`);
   }
-}
-
-export interface Certs {
-  dir: string;
-  caFile: string;
-  certFile: string;
-  keyFile: string;
-  /** base64 of the CA certificate: the caBundle. */
-  caBundle: string;
-}
-
-/** A CA and a serving certificate for 127.0.0.1, made by the same script users run. */
-export async function makeCerts(dir: string): Promise<Certs> {
-  const { stdout } = await promisify(execFile)(GENERATE, ['--out', dir, '--ip', '127.0.0.1'], { encoding: 'utf8' });
-  const caBundle = stdout.trim();
-  const caFile = join(dir, 'ca.crt');
-  if (caBundle !== (await readFile(caFile)).toString('base64')) {
-    throw new Error(`certs/generate.sh printed a caBundle that is not base64 of ${caFile}: ${caBundle.slice(0, 40)}...`);
-  }
-  return { dir, caFile, certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), caBundle };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolvePort(port));
-    });
-  });
+  return certs;
 }
 
 export interface WebhookOptions {
   kubeconfig: string;
-  certs: Certs;
+  certs: ServingCerts;
   /** Where the log file goes. */
   dir: string;
   /** A name for the log file and messages. */

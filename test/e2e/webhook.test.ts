@@ -8,18 +8,18 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
+import type { ServingCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from './cluster.js';
 import {
   adaptWebhookConfiguration,
   admissionLog,
+  generateCertsForRegistration,
   getJson,
-  makeCerts,
   manifestStream,
   missingPrerequisites,
   pollUntil,
   shippedWebhookConfiguration,
   startWebhook,
-  type Certs,
   type Obj,
   type Webhook,
 } from './webhook-harness.js';
@@ -32,7 +32,7 @@ const ENABLED = { 'realip.io/inject': 'enabled' };
 const SCENARIO_TIMEOUT_MS = 90_000;
 
 let cluster: Cluster;
-let certs: Certs;
+let certs: ServingCerts;
 let workDir: string;
 let shipped: Obj;
 /** The webhook the shipped configuration points at; restarted on the same port when flags change. */
@@ -233,7 +233,7 @@ describe('realip-webhook behind a real kube-apiserver 1.20 (shipped MutatingWebh
   before(() => withLogs(async () => {
     cluster = await startCluster();
     workDir = await mkdtemp(join(tmpdir(), 'realip-e2e-webhook-'));
-    certs = await makeCerts(join(workDir, 'certs'));
+    certs = generateCertsForRegistration(join(workDir, 'certs'));
     webhook = await startWebhook({ kubeconfig: cluster.kubeconfig, certs, dir: workDir, name: 'serve' });
     started.push(webhook);
     shipped = await shippedWebhookConfiguration();
