@@ -89,6 +89,16 @@ describe('first list', () => {
     assert.deepEqual(await labelsOf(cache, 'demo'), { ...ENABLED, team: 'a' });
   });
 
+  it('lists in pages and caches every page', async () => {
+    server.set('third', ENABLED);
+    cache = new KubeNamespaceCache(server.kubeConfig(), pino({ level: 'silent' }), { listPageSize: 2 });
+    await cache.start();
+    assert.equal(server.count('list'), 2, 'two pages of two namespaces or fewer');
+    assert.equal(cache.size(), 3);
+    assert.deepEqual(await labelsOf(cache, 'third'), ENABLED);
+    assert.equal(server.count('get'), 0);
+  });
+
   it('retries a list that hangs, instead of waiting for it forever', async () => {
     cache = new KubeNamespaceCache(server.kubeConfig(), pino({ level: 'silent' }), {
       getTimeoutMs: GET_TIMEOUT_MS,

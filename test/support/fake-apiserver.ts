@@ -10,7 +10,15 @@ export const FAKE_TOKEN = 'fake-apiserver-token';
 interface Namespace {
   apiVersion: 'v1';
   kind: 'Namespace';
-  metadata: { name: string; uid: string; resourceVersion: string; labels: Record<string, string> };
+  metadata: {
+    name: string;
+    uid: string;
+    resourceVersion: string;
+    creationTimestamp: string;
+    labels: Record<string, string>;
+    managedFields: unknown[];
+  };
+  spec: { finalizers: string[] };
   status: { phase: 'Active' };
 }
 
@@ -95,10 +103,29 @@ export class FakeApiServer {
   /** Creates or relabels a namespace; open watches see ADDED or MODIFIED. */
   set(name: string, labels: Record<string, string>): void {
     const type = this.namespaces.has(name) ? 'MODIFIED' : 'ADDED';
+    // Shaped like `kubectl get namespace -o json`, managedFields included: the cache holds all of it.
+    const created = '2026-01-01T00:00:00Z';
     const object: Namespace = {
       apiVersion: 'v1',
       kind: 'Namespace',
-      metadata: { name, uid: `uid-${name}`, resourceVersion: String(++this.rv), labels },
+      metadata: {
+        name,
+        uid: `00000000-0000-4000-8000-${String(this.rv).padStart(12, '0')}`,
+        resourceVersion: String(++this.rv),
+        creationTimestamp: created,
+        labels,
+        managedFields: [
+          {
+            apiVersion: 'v1',
+            fieldsType: 'FieldsV1',
+            fieldsV1: { 'f:metadata': { 'f:labels': Object.fromEntries([['.', {}], ...Object.keys(labels).map((k) => [`f:${k}`, {}])]) } },
+            manager: 'kubectl-client-side-apply',
+            operation: 'Update',
+            time: created,
+          },
+        ],
+      },
+      spec: { finalizers: ['kubernetes'] },
       status: { phase: 'Active' },
     };
     this.namespaces.set(name, object);
@@ -163,12 +190,17 @@ export class FakeApiServer {
     if (req.headers.authorization !== `Bearer ${FAKE_TOKEN}`) return status(res, 401, 'Unauthorized');
     if (verb === 'watch') return this.watch(res, resourceVersion);
     if (verb === 'list') {
+      // Pages by ?limit=&continue=, the continue token being the offset of the next item.
+      const items = [...this.namespaces.values()];
+      const from = Number(url.searchParams.get('continue') ?? 0);
+      const limit = Number(url.searchParams.get('limit') ?? 0) || items.length;
+      const next = from + limit < items.length ? String(from + limit) : undefined;
       return later(res, this.listDelayMs, () =>
         json(res, 200, {
           apiVersion: 'v1',
           kind: 'NamespaceList',
-          metadata: { resourceVersion: String(this.rv) },
-          items: [...this.namespaces.values()],
+          metadata: { resourceVersion: String(this.rv), ...(next ? { continue: next } : {}) },
+          items: items.slice(from, from + limit),
         }),
       );
     }
