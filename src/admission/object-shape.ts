@@ -1,6 +1,6 @@
 // Checks the type of every field the features read, so that an ill-typed object (say `spec`
 // a string) is answered with an error naming the field instead of failing inside a feature.
-import { isService, workloadKind, type GroupKind } from '../mutation/workload-kinds.js';
+import { isService, workloadKind, type GroupKind, type WorkloadKind } from '../mutation/workload-kinds.js';
 import { InvalidReviewError, typeName } from './invalid-review.js';
 
 type Expected = 'object' | 'string' | 'array' | 'string-map';
@@ -84,12 +84,30 @@ function checkAt(node: unknown, path: readonly string[], depth: number, expected
   checkAt((node as Record<string, unknown>)[segment], path, depth + 1, expected, `${where}.${segment}`);
 }
 
-export function checkObjectShape(object: object, kind: GroupKind, where: string): void {
+/** checkAt's walk without the error's wording: a valid object, the usual case, builds no strings. */
+function validAt(node: unknown, path: readonly string[], depth: number, expected: Expected): boolean {
+  if (node === undefined || node === null) return true;
+  if (depth === path.length) return matches(node, expected);
+  const segment = path[depth]!;
+  if (segment === '*') return !Array.isArray(node) || node.every((item) => validAt(item, path, depth + 1, expected));
+  if (typeName(node) !== 'object') return true;
+  return validAt((node as Record<string, unknown>)[segment], path, depth + 1, expected);
+}
+
+// The checks of each kind are built once: rebuilding them per review cost as much as walking them.
+const SERVICE_OBJECT_CHECKS: Check[] = [...BASE_CHECKS, ...SERVICE_CHECKS];
+const WORKLOAD_CHECKS = new Map<WorkloadKind, Check[]>();
+
+function checksFor(kind: GroupKind): Check[] {
   const workload = workloadKind(kind);
-  const checks = [
-    ...BASE_CHECKS,
-    ...(isService(kind) ? SERVICE_CHECKS : []),
-    ...(workload ? podTemplateChecks(workload.templatePath) : []),
-  ];
-  for (const [path, expected] of checks) checkAt(object, path, 0, expected, where);
+  if (!workload) return isService(kind) ? SERVICE_OBJECT_CHECKS : BASE_CHECKS;
+  let checks = WORKLOAD_CHECKS.get(workload);
+  if (!checks) WORKLOAD_CHECKS.set(workload, (checks = [...BASE_CHECKS, ...podTemplateChecks(workload.templatePath)]));
+  return checks;
+}
+
+export function checkObjectShape(object: object, kind: GroupKind, where: string): void {
+  for (const [path, expected] of checksFor(kind)) {
+    if (!validAt(object, path, 0, expected)) checkAt(object, path, 0, expected, where);
+  }
 }

