@@ -65,33 +65,40 @@ const DESCRIPTIONS: Record<Expected, string> = {
   'string-map': 'a map of strings',
 };
 
-// Absent and null fields pass: the features treat them as not set. A wrong parent stops the walk
-// silently, because the parent's own check (listed first) reports it.
-function checkAt(node: unknown, path: readonly string[], depth: number, expected: Expected, where: string): void {
-  if (node === undefined || node === null) return;
-  if (depth === path.length) {
-    if (!matches(node, expected)) {
-      throw new InvalidReviewError(`${where} must be ${DESCRIPTIONS[expected]}, got ${typeName(node)}`);
-    }
-    return;
-  }
-  const segment = path[depth]!;
-  if (segment === '*') {
-    if (Array.isArray(node)) node.forEach((item, i) => checkAt(item, path, depth + 1, expected, `${where}[${i}]`));
-    return;
-  }
-  if (typeName(node) !== 'object') return;
-  checkAt((node as Record<string, unknown>)[segment], path, depth + 1, expected, `${where}.${segment}`);
+type Trail = (string | number)[];
+
+function describePath(where: string, trail: Trail): string {
+  return where + trail.map((step) => (typeof step === 'number' ? `[${step}]` : `.${step}`)).join('');
 }
 
-/** checkAt's walk without the error's wording: a valid object, the usual case, builds no strings. */
-function validAt(node: unknown, path: readonly string[], depth: number, expected: Expected): boolean {
-  if (node === undefined || node === null) return true;
-  if (depth === path.length) return matches(node, expected);
-  const segment = path[depth]!;
-  if (segment === '*') return !Array.isArray(node) || node.every((item) => validAt(item, path, depth + 1, expected));
-  if (typeName(node) !== 'object') return true;
-  return validAt((node as Record<string, unknown>)[segment], path, depth + 1, expected);
+// Absent and null fields pass: the features treat them as not set; a list element must be there.
+// A wrong parent stops the walk silently, because the parent's own check (listed first) reports
+// it. The path is kept as a trail and only turned into text for an error, so a valid object (the
+// usual case) builds no strings.
+function checkAt(node: unknown, path: readonly string[], depth: number, expected: Expected, where: string, trail: Trail): void {
+  const atEnd = depth === path.length;
+  if (node === undefined || node === null) {
+    if (!(atEnd && typeof trail[trail.length - 1] === 'number')) return;
+  } else if (!atEnd) {
+    const segment = path[depth]!;
+    if (segment === '*') {
+      if (!Array.isArray(node)) return;
+      for (let i = 0; i < node.length; i++) {
+        trail.push(i);
+        checkAt(node[i], path, depth + 1, expected, where, trail);
+        trail.pop();
+      }
+      return;
+    }
+    if (typeName(node) !== 'object') return;
+    trail.push(segment);
+    checkAt((node as Record<string, unknown>)[segment], path, depth + 1, expected, where, trail);
+    trail.pop();
+    return;
+  } else if (matches(node, expected)) {
+    return;
+  }
+  throw new InvalidReviewError(`${describePath(where, trail)} must be ${DESCRIPTIONS[expected]}, got ${typeName(node)}`);
 }
 
 // The checks of each kind are built once: rebuilding them per review cost as much as walking them.
@@ -107,7 +114,6 @@ function checksFor(kind: GroupKind): Check[] {
 }
 
 export function checkObjectShape(object: object, kind: GroupKind, where: string): void {
-  for (const [path, expected] of checksFor(kind)) {
-    if (!validAt(object, path, 0, expected)) checkAt(object, path, 0, expected, where);
-  }
+  const trail: Trail = [];
+  for (const [path, expected] of checksFor(kind)) checkAt(object, path, 0, expected, where, trail);
 }

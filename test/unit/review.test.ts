@@ -44,6 +44,11 @@ const cases: [name: string, body: unknown, message: RegExp][] = [
     withRequest((r) => (r['object'].spec.template.spec.affinity = { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, podAffinityTerm: { topologyKey: 5 } }] } })),
     /preferredDuringSchedulingIgnoredDuringExecution\[0\]\.podAffinityTerm\.topologyKey must be a string, got number/,
   ],
+  [
+    'a null preferred anti-affinity term',
+    withRequest((r) => (r['object'].spec.template.spec.affinity = { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [null] } })),
+    /preferredDuringSchedulingIgnoredDuringExecution\[0\] must be an object, got null/,
+  ],
   ['selector matchLabels with a list value', withRequest((r) => (r['object'].spec.selector = { matchLabels: { app: ['a'] } })), /request\.object\.spec\.selector\.matchLabels must be a map of strings/],
   ['a CronJob jobTemplate a string', withRequest((r) => (r['object'].spec.jobTemplate = 'x'), fx.cronJob()), /request\.object\.spec\.jobTemplate must be an object/],
   ['a Service type a number', withRequest((r) => (r['object'].spec.type = 1), fx.service('NodePort')), /request\.object\.spec\.type must be a string, got number/],
