@@ -306,6 +306,22 @@ describe('workloads: which kinds get what', () => {
   ]);
 });
 
+/** A Deployment whose template already prefers spreading over zones, with a weight of its own. */
+const withZonePreference = () =>
+  fx.deployment({
+    template: fx.podTemplate({
+      spec: {
+        affinity: {
+          podAntiAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              { weight: 10, podAffinityTerm: { labelSelector: { matchLabels: { app: 'x' } }, topologyKey: 'topology.kubernetes.io/zone' } },
+            ],
+          },
+        },
+      },
+    }),
+  });
+
 describe('anti-affinity', () => {
   checkCases([
     {
@@ -409,19 +425,7 @@ describe('anti-affinity', () => {
     },
     {
       name: 'a preferred term for another topologyKey stays and ours is appended to the same list',
-      object: fx.deployment({
-        template: fx.podTemplate({
-          spec: {
-            affinity: {
-              podAntiAffinity: {
-                preferredDuringSchedulingIgnoredDuringExecution: [
-                  { weight: 10, podAffinityTerm: { labelSelector: { matchLabels: { app: 'x' } }, topologyKey: 'topology.kubernetes.io/zone' } },
-                ],
-              },
-            },
-          },
-        }),
-      }),
+      object: withZonePreference(),
       expect: (m, r) => {
         const list = antiOf(m).preferredDuringSchedulingIgnoredDuringExecution;
         assert.equal(list.length, 2);
@@ -432,19 +436,7 @@ describe('anti-affinity', () => {
     },
     {
       name: 'required mode with only a preferred list creates the required list beside it',
-      object: fx.deployment({
-        template: fx.podTemplate({
-          spec: {
-            affinity: {
-              podAntiAffinity: {
-                preferredDuringSchedulingIgnoredDuringExecution: [
-                  { weight: 10, podAffinityTerm: { labelSelector: { matchLabels: { app: 'x' } }, topologyKey: 'topology.kubernetes.io/zone' } },
-                ],
-              },
-            },
-          },
-        }),
-      }),
+      object: withZonePreference(),
       labels: { ...OPTED_IN, 'realip.io/anti-affinity': 'required' },
       expect: (m) => {
         assert.equal(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution.length, 1);
