@@ -8,27 +8,11 @@ import {
   type KubeConfig,
   type V1Namespace,
 } from '@kubernetes/client-node';
+import { describeApiError } from '../kube/api-error.js';
 import type { AddOperation } from '../mutation/json-patch.js';
 import type { AuditCluster, ListedObject, NamespaceInfo } from './audit-scan.js';
 
 const PAGE_SIZE = 500;
-
-/** The API server's own message (a Status object's `message`) instead of the client's dump. */
-export function describeApiError(err: unknown): string {
-  if (err instanceof ApiException) {
-    let body: unknown = err.body;
-    if (typeof body === 'string') {
-      try {
-        body = JSON.parse(body);
-      } catch {
-        // Not JSON: the text itself is the message.
-      }
-    }
-    const message = typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : body;
-    return `HTTP ${err.code}${message ? `: ${String(message)}` : ''}`;
-  }
-  return err instanceof Error ? err.message.split('\n')[0]! : String(err);
-}
 
 function info(ns: V1Namespace): NamespaceInfo {
   return { name: ns.metadata?.name ?? '', labels: ns.metadata?.labels ?? {} };

@@ -4,7 +4,8 @@
 import { accessSync, constants } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, labelPrefix } from '../config.js';
-import { describeApiError, KubeAuditCluster } from './audit-cluster.js';
+import { describeApiError } from '../kube/api-error.js';
+import { KubeAuditCluster } from './audit-cluster.js';
 import { formatTable, NamespaceNotFoundError, remainingDrift, runAudit } from './audit-scan.js';
 import { oneOf, parseFlags } from './flags.js';
 

@@ -1,8 +1,9 @@
 // Counts schedulable nodes and zones for the node-aware warnings (serve --watch-nodes). A
 // list+watch keeps the counts current; until the first list they are unknown, and the warnings
 // that need them are left out rather than guessed.
-import { CoreV1Api, makeInformer, type Informer, type KubeConfig, type ObjectCache, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { ListWatchCache, type ListWatchCacheOptions } from '../kube/list-watch-cache.js';
 import { TOPOLOGY_KEYS } from '../mutation/anti-affinity.js';
 import type { NodeCounts } from '../mutation/scheduling-warnings.js';
 
@@ -19,60 +20,43 @@ export function countNodes(nodes: readonly V1Node[]): NodeCounts {
 }
 
 /**
- * Keeps only what is counted. The informer caches the very object it hands to its event
- * handlers, so this trims the cache: a Node's status (images, addresses, capacity) can be tens of
- * KiB, too much for a small webhook pod on a cluster of thousands of nodes.
+ * What is counted, and the resourceVersion the watch resumes from. A Node's status (images,
+ * addresses, capacity) can be tens of KiB, too much for a small webhook pod on a cluster of
+ * thousands of nodes.
  */
-export function slimNode(node: V1Node): void {
+export function slimNode(node: V1Node): V1Node {
   const zone = node.metadata?.labels?.[TOPOLOGY_KEYS.zone];
-  node.metadata = {
-    name: node.metadata?.name,
-    resourceVersion: node.metadata?.resourceVersion,
-    labels: zone === undefined ? {} : { [TOPOLOGY_KEYS.zone]: zone },
+  return {
+    metadata: {
+      name: node.metadata?.name,
+      resourceVersion: node.metadata?.resourceVersion,
+      labels: zone === undefined ? {} : { [TOPOLOGY_KEYS.zone]: zone },
+    },
+    spec: { unschedulable: node.spec?.unschedulable },
+    status: { conditions: node.status?.conditions?.filter((c) => c.type === 'Ready') },
   };
-  node.spec = { unschedulable: node.spec?.unschedulable };
-  node.status = { conditions: node.status?.conditions?.filter((c) => c.type === 'Ready') };
 }
 
 // Node status changes arrive in bursts; one recount per burst is enough.
 const RECOUNT_DELAY_MS = 200;
 
-export interface NodeWatchOptions {
-  /** Wait before listing again after the list or watch failed. */
-  restartDelayMs?: number;
-}
+export type NodeWatchOptions = Pick<ListWatchCacheOptions<V1Node>, 'listTimeoutMs' | 'restartDelayMs' | 'listPageSize'>;
 
 export class NodeWatch {
-  private readonly informer: Informer<V1Node> & ObjectCache<V1Node>;
-  private readonly restartDelayMs: number;
-  private listed = false;
-  private stopped = false;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly cache: ListWatchCache<V1Node>;
   private recountTimer: NodeJS.Timeout | undefined;
   private current: NodeCounts | undefined;
 
   constructor(kubeConfig: KubeConfig, private readonly log: Logger, options: NodeWatchOptions = {}) {
     const api = kubeConfig.makeApiClient(CoreV1Api);
-    this.restartDelayMs = options.restartDelayMs ?? 1000;
-    this.informer = makeInformer(kubeConfig, '/api/v1/nodes', async () => {
-      const list = await api.listNode();
-      this.listed = true;
-      return list;
-    });
-    // Recount on events rather than per admission request: clusters can have thousands of nodes.
-    const changed = (node: V1Node) => {
-      slimNode(node);
-      this.scheduleRecount();
-    };
-    this.informer.on('add', changed);
-    this.informer.on('update', changed);
-    this.informer.on('delete', () => this.scheduleRecount());
-    // ListWatch stops on any error but 410 Gone; start it again, keeping the last counts.
-    this.informer.on('error', (err) => {
-      if (this.stopped) return;
-      this.log.warn({ err: err instanceof Error ? err.message : String(err), nodes: this.current }, 'node watch failed; keeping the last counts, retrying');
-      clearTimeout(this.restartTimer);
-      this.restartTimer = setTimeout(() => void this.informer.start(), this.restartDelayMs);
+    this.cache = new ListWatchCache(kubeConfig, log, {
+      ...options,
+      path: '/api/v1/nodes',
+      resource: 'node',
+      listPage: (page, requestOptions) => api.listNode(page, requestOptions),
+      slim: slimNode,
+      // Recount on events rather than per admission request: clusters can have thousands of nodes.
+      onChange: () => this.scheduleRecount(),
     });
   }
 
@@ -82,17 +66,14 @@ export class NodeWatch {
   }
 
   async start(): Promise<void> {
-    this.stopped = false;
-    await this.informer.start();
+    await this.cache.start();
     this.recount();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.restartTimer);
     clearTimeout(this.recountTimer);
     this.recountTimer = undefined;
-    await this.informer.stop();
+    await this.cache.stop();
   }
 
   private scheduleRecount(): void {
@@ -103,9 +84,9 @@ export class NodeWatch {
   }
 
   private recount(): void {
-    if (!this.listed) return;
+    if (!this.cache.isListed()) return;
     const before = this.current;
-    this.current = countNodes(this.informer.list());
+    this.current = countNodes(this.cache.list());
     if (before?.schedulable !== this.current.schedulable || before?.zones !== this.current.zones) {
       this.log.info({ nodes: this.current }, 'schedulable node count changed');
     }
