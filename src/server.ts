@@ -11,6 +11,7 @@ import { requireClientCertificate } from './client-certificate.js';
 import { defaultLimits, loadShedding, reportDroppedConnections, type ServerLimits } from './limits.js';
 import type { WebhookMetrics } from './metrics.js';
 import { secureContextOptions, type ServingTls } from './tls.js';
+import { errorMessage } from './errors.js';
 
 // An UPDATE review carries the object and the old object, each up to the API server's 3 MiB limit.
 export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -41,7 +42,7 @@ async function lookupNamespace(source: NamespaceSource, name: string): Promise<N
   try {
     return await source.lookup(name);
   } catch (err) {
-    return { found: false, reason: `namespace lookup failed: ${err instanceof Error ? err.message : String(err)}` };
+    return { found: false, reason: `namespace lookup failed: ${errorMessage(err)}` };
   }
 }
 

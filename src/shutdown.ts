@@ -4,6 +4,7 @@
 import closeWithGrace from 'close-with-grace';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { errorMessage } from './errors.js';
 
 /**
  * Serving on while unready. manifests/base also sleeps 5 s in preStop before the signal, so this
@@ -35,16 +36,16 @@ export class GracefulShutdown {
     closeWithGrace(
       {
         delay: drainMs + timeoutMs,
-        logger: { error: (err: unknown) => log.error({ err: describe(err) }, 'shutdown failed') },
+        logger: { error: (err: unknown) => log.error({ err: errorMessage(err) }, 'shutdown failed') },
         onTimeout: (delay) => log.error({ delayMs: delay }, `shutdown did not finish within ${delay} ms; exiting 1`),
         onSecondSignal: (signal) => log.warn({ signal }, `second ${signal} during shutdown; exiting 1 now`),
-        onSecondError: (err) => log.error({ err: describe(err) }, 'another error during shutdown; exiting 1 now'),
+        onSecondError: (err) => log.error({ err: errorMessage(err) }, 'another error during shutdown; exiting 1 now'),
       },
       async ({ signal, err }) => {
         this.started = true;
         if (err) {
           // After a crash the process state is suspect: no drain, just close what can be closed.
-          log.fatal({ err: describe(err), stack: err.stack }, 'unexpected error; shutting down');
+          log.fatal({ err: errorMessage(err), stack: err.stack }, 'unexpected error; shutting down');
         } else {
           log.info({ signal, drainMs }, 'shutting down');
           await sleep(drainMs);
@@ -55,8 +56,4 @@ export class GracefulShutdown {
       },
     );
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

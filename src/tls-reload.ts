@@ -8,6 +8,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { WebhookMetrics } from './metrics.js';
 import { readKeyPair, secureContextOptions, type KeyPair } from './tls.js';
+import { errorMessage } from './errors.js';
 
 /** A swap is a burst of events (new dir, symlink, rename, old dir removed); reload once after it. */
 export const RELOAD_DEBOUNCE_MS = 200;
@@ -71,7 +72,7 @@ export class CertificateReloader {
     } catch (err) {
       // Whatever went wrong, the context in service is untouched: keep serving it.
       log.error(
-        { err: err instanceof Error ? err.message : String(err), servingFingerprint: this.current.certificate.fingerprint256 },
+        { err: errorMessage(err), servingFingerprint: this.current.certificate.fingerprint256 },
         'serving certificate not reloaded: the new files are not a valid pair; still serving the previous certificate',
       );
       this.options.metrics?.certificateReloaded('refused');

@@ -3,6 +3,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { errorMessage } from './errors.js';
 
 export const MIN_TLS_VERSION = 'TLSv1.2';
 
@@ -39,13 +40,13 @@ export function readKeyPair(certFile: string, keyFile: string): KeyPair {
   try {
     certificate = new X509Certificate(cert);
   } catch (err) {
-    throw new KeyPairError(`${certFile}: not a PEM certificate (${message(err)})`);
+    throw new KeyPairError(`${certFile}: not a PEM certificate (${errorMessage(err)})`);
   }
   let privateKey;
   try {
     privateKey = createPrivateKey(key);
   } catch (err) {
-    throw new KeyPairError(`${keyFile}: not a PEM private key (${message(err)})`);
+    throw new KeyPairError(`${keyFile}: not a PEM private key (${errorMessage(err)})`);
   }
   if (!certificate.checkPrivateKey(privateKey)) {
     throw new KeyPairError(`${keyFile} is not the private key of the certificate in ${certFile} (subject ${certificate.subject})`);
@@ -54,7 +55,7 @@ export function readKeyPair(certFile: string, keyFile: string): KeyPair {
     // Catches what the checks above do not, e.g. a chain OpenSSL will not load.
     createSecureContext({ cert, key });
   } catch (err) {
-    throw new KeyPairError(`${certFile} and ${keyFile} cannot be served: ${message(err)}`);
+    throw new KeyPairError(`${certFile} and ${keyFile} cannot be served: ${errorMessage(err)}`);
   }
   return { cert, key, certificate };
 }
@@ -65,7 +66,7 @@ export function readCaBundle(file: string): Buffer {
   try {
     new X509Certificate(ca);
   } catch (err) {
-    throw new KeyPairError(`${file}: not a PEM CA certificate (${message(err)})`);
+    throw new KeyPairError(`${file}: not a PEM CA certificate (${errorMessage(err)})`);
   }
   return ca;
 }
@@ -74,10 +75,6 @@ function readPem(file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new KeyPairError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? message(err)})`);
+    throw new KeyPairError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
   }
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -6,6 +6,7 @@ import type { Labels } from '../mutation/settings.js';
 import { WARNING_PREFIX } from '../mutation/feature.js';
 import type { NodeCounts } from '../mutation/scheduling-warnings.js';
 import type { AdmissionReviewRequest, ReviewVersion } from './review.js';
+import { errorMessage } from '../errors.js';
 
 export type NamespaceLookup = { found: true; labels: Labels } | { found: false; reason: string };
 
@@ -70,7 +71,7 @@ export function admit(review: AdmissionReviewRequest, namespace: NamespaceLookup
   try {
     result = decide(review, namespace, options, nodes);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     if (options.failClosed) throw new FailClosedError(message, { cause: err });
     summary.outcome = 'error';
     summary.error = message;

@@ -5,6 +5,7 @@ import type { AddOperation } from '../mutation/json-patch.js';
 import { mutate } from '../mutation/mutate.js';
 import type { KubeObject } from '../mutation/objects.js';
 import type { Labels } from '../mutation/settings.js';
+import { errorMessage } from '../errors.js';
 
 export interface AuditedKind {
   kind: string;
@@ -167,7 +168,7 @@ export async function runAudit(cluster: AuditCluster, options: AuditOptions): Pr
             await cluster.patchService(namespace.name, found.name, object.metadata?.resourceVersion, found.patch);
             drift.push({ ...found, action: 'fixed' });
           } catch (err) {
-            drift.push({ ...found, action: 'fix-failed', error: err instanceof Error ? err.message.split('\n')[0]! : String(err) });
+            drift.push({ ...found, action: 'fix-failed', error: errorMessage(err) });
           }
         }
       }
