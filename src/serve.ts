@@ -21,17 +21,18 @@ function loadKubeConfig(config: Exclude<NamespaceSourceConfig, { type: 'file' }>
   return kubeConfig;
 }
 
-export function createNamespaceSource(config: NamespaceSourceConfig, log: Logger): NamespaceSource {
+/** The namespace source, and the cluster's config when there is one (the node watch uses it too). */
+function createNamespaceSource(config: NamespaceSourceConfig, log: Logger): { namespaces: NamespaceSource; kubeConfig?: KubeConfig } {
   if (config.type === 'file') {
     log.info({ file: config.path, reason: config.reason }, `reading namespace labels from file ${config.path}: ${config.reason}`);
-    return new FileNamespaceSource(config.path);
+    return { namespaces: new FileNamespaceSource(config.path) };
   }
   const kubeConfig = loadKubeConfig(config);
   log.info(
     { server: kubeConfig.getCurrentCluster()?.server, reason: config.reason },
     `watching namespaces of ${kubeConfig.getCurrentCluster()?.server} (${config.reason})`,
   );
-  return new KubeNamespaceCache(kubeConfig, log);
+  return { namespaces: new KubeNamespaceCache(kubeConfig, log), kubeConfig };
 }
 
 /** The serving pair and client CA, checked before anything starts. */
@@ -55,10 +56,9 @@ async function listen(app: { listen(at: { port: number; host: string }): Promise
 export async function serve(config: ServeConfig): Promise<void> {
   const log = createLogger(config.logLevel);
   const { pair, clientCa } = readServingTls(config);
-  const namespaces = createNamespaceSource(config.namespaces, log);
+  const { namespaces, kubeConfig } = createNamespaceSource(config.namespaces, log);
   // parseServeConfig refuses --watch-nodes with a namespaces file.
-  const nodes =
-    config.watchNodes && config.namespaces.type !== 'file' ? new NodeWatch(loadKubeConfig(config.namespaces), log) : undefined;
+  const nodes = config.watchNodes && kubeConfig ? new NodeWatch(kubeConfig, log) : undefined;
   const metrics = new WebhookMetrics(namespaces);
   const shutdown = new GracefulShutdown(log);
   const app = buildServer({
