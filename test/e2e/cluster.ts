@@ -26,9 +26,10 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-// Where install-kube-apiserver.sh puts it; KUBE_APISERVER points elsewhere.
-export const DEFAULT_APISERVER = '/var/cache/realip-webhook/kube-apiserver-1.20.2/kube-apiserver';
-const INSTALL_HINT = 'run test/e2e/install-kube-apiserver.sh (as root) first';
+// Where install-kubernetes.sh puts the components; KUBE_APISERVER points elsewhere.
+export const KUBERNETES_BIN_DIR = '/var/cache/realip-webhook/kubernetes-1.20.2';
+export const DEFAULT_APISERVER = `${KUBERNETES_BIN_DIR}/kube-apiserver`;
+export const INSTALL_HINT = 'run test/e2e/install-kubernetes.sh (as root) first';
 const START_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
 

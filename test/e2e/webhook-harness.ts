@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
 import { freePort } from '../support/net.js';
-import { DEFAULT_APISERVER, findExecutable, isExecutable, type Cluster } from './cluster.js';
+import { DEFAULT_APISERVER, INSTALL_HINT, findExecutable, isExecutable, type Cluster } from './cluster.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 // REALIP_E2E_CLI: run another build (e.g. a deliberately broken copy, to see the suite catch it).
@@ -28,9 +28,9 @@ export type Obj = Record<string, any>;
 export async function missingPrerequisites(): Promise<string[]> {
   const missing: string[] = [];
   const apiserver = process.env.KUBE_APISERVER ?? DEFAULT_APISERVER;
-  if (!(await isExecutable(apiserver))) missing.push(`kube-apiserver not found at ${apiserver}: run test/e2e/install-kube-apiserver.sh (as root) first`);
+  if (!(await isExecutable(apiserver))) missing.push(`kube-apiserver not found at ${apiserver}: ${INSTALL_HINT}`);
   for (const tool of ['etcd', 'kubectl']) {
-    if (!(await findExecutable(tool))) missing.push(`${tool} not found in PATH: run test/e2e/install-kube-apiserver.sh (as root) first`);
+    if (!(await findExecutable(tool))) missing.push(`${tool} not found in PATH: ${INSTALL_HINT}`);
   }
   if (!(await isExecutable(GENERATE))) missing.push(`${GENERATE} is missing or not executable`);
   try {

@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Provide a real kube-apiserver (1.20.2), etcd and kubectl for the e2e suite,
-# using Debian bookworm packages only (no downloads from anywhere else).
+# Provide real Kubernetes 1.20.2 components (kube-apiserver, kube-proxy,
+# kube-scheduler, kube-controller-manager), etcd and kubectl for the e2e and
+# datapath suites, using Debian bookworm packages only (no downloads from
+# anywhere else).
 #
-# kube-apiserver is not packaged by Debian as a binary, so it is built from the
-# `kubernetes` source package and cached outside the checkout. Idempotent: once
-# the cached binary exists, only etcd and kubectl are checked.
+# Debian packages none of these components as binaries, so they are built in one
+# go from the `kubernetes` source package and cached outside the checkout.
+# Idempotent: once every cached binary exists, only the runtime tools are checked.
+# Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
 VERSION=1.20.2
 CACHE=/var/cache/realip-webhook
-BIN=$CACHE/kube-apiserver-$VERSION/kube-apiserver
+BIN_DIR=$CACHE/kubernetes-$VERSION
+COMPONENTS=(kube-apiserver kube-proxy kube-scheduler kube-controller-manager)
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 SRC_LIST=/etc/apt/sources.list.d/realip-webhook-debian-src.sources
 REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
 
 export DEBIAN_FRONTEND=noninteractive
 
-log() { echo "install-kube-apiserver: $*"; }
-die() { echo "install-kube-apiserver: ERROR: $*" >&2; exit 1; }
+log() { echo "install-kubernetes: $*"; }
+die() { echo "install-kubernetes: ERROR: $*" >&2; exit 1; }
 
 [[ $EUID -eq 0 ]] || die "must run as root (it uses apt-get and writes $CACHE)"
 command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian bookworm only"
@@ -71,7 +75,9 @@ debian_mirror() {
 }
 
 ensure_runtime_tools() {
-  apt_install etcd-server
+  # etcd for the API server; iproute2, iptables, conntrack and socat for kube-proxy and the
+  # network namespaces of the datapath suite.
+  apt_install etcd-server iproute2 iptables conntrack socat
   if command -v kubectl >/dev/null; then
     log "kubectl present: $(command -v kubectl)"
   else
@@ -80,14 +86,21 @@ ensure_runtime_tools() {
   fi
 }
 
-if [[ -x $BIN ]] && "$BIN" --version >/dev/null 2>&1; then
-  log "cached kube-apiserver found"
+all_cached() {
+  local c
+  for c in "${COMPONENTS[@]}"; do
+    [[ -x $BIN_DIR/$c ]] && "$BIN_DIR/$c" --version >/dev/null 2>&1 || return 1
+  done
+}
+
+if all_cached; then
+  log "cached Kubernetes $VERSION components found in $BIN_DIR"
   ensure_runtime_tools
-  echo "$BIN"
+  echo "$BIN_DIR"
   exit 0
 fi
 
-log "no cached kube-apiserver at $BIN: building it from Debian's kubernetes source package"
+log "building ${COMPONENTS[*]} from Debian's kubernetes source package into $BIN_DIR"
 [[ -f $KEYRING ]] || die "$KEYRING missing (package debian-archive-keyring)"
 if ! have_bookworm_deb_src; then
   log "adding deb-src entry $SRC_LIST"
@@ -136,22 +149,24 @@ find "$REFLECT2" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' \) ! -name '
 mkdir -p "$SRC/.go/src/k8s.io"
 ln -s "$SRC" "$SRC/.go/src/k8s.io/kubernetes"
 
-log "building kube-apiserver (takes several minutes)"
+log "building (takes several minutes)"
 start=$(date +%s)
 (
   cd "$SRC/.go/src/k8s.io/kubernetes"
   # The orig tarball is a `git archive` export: hack/lib/version.sh reads the
   # embedded tag, so the binary reports v1.20.2 without a .git directory.
   GOPATH=$SRC/.go GOCACHE=$WORK/gocache GO111MODULE=off CGO_ENABLED=0 \
-    make WHAT=cmd/kube-apiserver
+    make WHAT="${COMPONENTS[*]/#/cmd/}"
 ) >"$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log" >&2; die "build failed (log tail above)"; }
 log "build took $(($(date +%s) - start))s"
 
-built=$SRC/_output/bin/kube-apiserver
-"$built" --version >/dev/null 2>&1 || die "built binary does not run: $built"
-
-mkdir -p "$(dirname "$BIN")"
-cp "$built" "$BIN.tmp"
-mv -f "$BIN.tmp" "$BIN"
-log "installed $("$BIN" --version)"
-echo "$BIN"
+mkdir -p "$BIN_DIR"
+for c in "${COMPONENTS[@]}"; do
+  built=$SRC/_output/bin/$c
+  "$built" --version >/dev/null 2>&1 || die "built binary does not run: $built"
+  # Copy then rename, so an interrupted install never leaves a half-written binary behind.
+  cp "$built" "$BIN_DIR/$c.tmp"
+  mv -f "$BIN_DIR/$c.tmp" "$BIN_DIR/$c"
+  log "installed $c: $("$BIN_DIR/$c" --version)"
+done
+echo "$BIN_DIR"
