@@ -116,8 +116,17 @@ describe('the chart against a real kube-apiserver 1.20 (helm install, upgrade, u
   });
 
   test('helm upgrade keeps the same CA and serving pair while applying the new values', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const r = helm(['upgrade', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--values', valuesFile({ ...VALUES, logLevel: 'debug' })]);
+    // Also what Kubernetes 1.20 gets for the optional objects: an autoscaling/v2beta2 HPA
+    // (autoscaling/v2 is 1.23+), and no ServiceMonitor without its API, with a warning instead.
+    const values = { ...VALUES, logLevel: 'debug', autoscaling: { enabled: true }, serviceMonitor: { enabled: true } };
+    const r = helm(['upgrade', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--values', valuesFile(values)]);
     assert.match(r.stdout, /REVISION: 2/);
+    assert.match(r.stdout, /serviceMonitor.enabled is true but the cluster does not serve monitoring.coreos.com\/v1/);
+    const declared = parseObjects(releaseManifest(), 'helm get manifest').map((o) => kindOf(o as Obj));
+    assert.deepEqual(declared.sort(), [...EXPECTED_OBJECTS, 'autoscaling/v2beta2 HorizontalPodAutoscaler'].sort());
+    const hpa = await getJson(cluster, ['horizontalpodautoscalers.v2beta2.autoscaling', RELEASE, '-n', NAMESPACE]);
+    assert.deepEqual([hpa.spec.minReplicas, hpa.spec.maxReplicas], [2, 5]);
+
     const config = await getJson(cluster, ['mutatingwebhookconfiguration', WEBHOOK_CONFIG]);
     const secret = await getJson(cluster, ['secret', `${RELEASE}-tls`, '-n', NAMESPACE]);
     const deployment = await getJson(cluster, ['deployment', RELEASE, '-n', NAMESPACE]);
