@@ -74,10 +74,17 @@ test('Chart.yaml: apiVersion v2, version and appVersion are the package version'
   assert.equal(chart.version, pkg.version);
 });
 
-test('values.yaml: every value has a comment and a schema entry, and the schema has no value left out', () => {
+interface ValuesWalk {
+  /** Paths of the values a user sets (free-form maps such as resources count as one value). */
+  values: string[];
+  problems: string[];
+}
+
+/** values.yaml read beside values.schema.json: each value, and what is undocumented or unchecked. */
+function walkValues(): ValuesWalk {
   const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'));
   const doc = parseDocument(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'));
-  const problems: string[] = [];
+  const out: ValuesWalk = { values: [], problems: [] };
   // Keys under a schema node with `properties` are the chart's own; free-form maps (resources,
   // affinity...) are one value, documented once.
   const walk = (map: YAMLMap, node: Any, path: string) => {
@@ -87,18 +94,31 @@ test('values.yaml: every value has a comment and a schema entry, and the schema 
       const at = `${path}${key}`;
       seen.add(key);
       const prop = node.properties?.[key];
-      if (!prop) return problems.push(`${at}: not in values.schema.json`);
+      if (!prop) return out.problems.push(`${at}: not in values.schema.json`);
       if (prop.properties && isMap(pair.value)) return walk(pair.value, prop, `${at}.`);
+      out.values.push(at);
       // yaml keeps a comment above a map's first key on the map itself.
       const comment = (pair.key as Any).commentBefore ?? (i === 0 ? map.commentBefore : undefined);
-      if (!comment?.trim()) problems.push(`${at}: no comment`);
+      if (!comment?.trim()) out.problems.push(`${at}: no comment`);
     });
     for (const key of Object.keys(node.properties ?? {})) {
-      if (!seen.has(key) && !(path === '' && key === 'global')) problems.push(`${path}${key}: in the schema, not in values.yaml`);
+      if (!seen.has(key) && !(path === '' && key === 'global')) out.problems.push(`${path}${key}: in the schema, not in values.yaml`);
     }
   };
   walk(doc.contents as YAMLMap, schema, '');
+  return out;
+}
+
+test('values.yaml: every value has a comment and a schema entry, and the schema has no value left out', () => {
+  const { values, problems } = walkValues();
+  assert.ok(values.length >= 30, `found ${values.length} values`);
   assert.deepEqual(problems, []);
+});
+
+test("the README's values table names every value", () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const table = readme.slice(readme.indexOf('### With Helm'));
+  assert.deepEqual(walkValues().values.filter((v) => !table.includes(`\`${v}\``)), []);
 });
 
 // --- helm lint ---
