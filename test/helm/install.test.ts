@@ -9,7 +9,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ServingCerts } from '../support/certs.js';
+import { generateCerts, type ServingCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from '../e2e/cluster.js';
 import { adaptWebhookConfiguration, getJson, missingPrerequisites, pollUntil, startWebhook, type Obj, type Webhook } from '../e2e/webhook-harness.js';
 import { CHART_DIR, NAMESPACE, RELEASE, parseObjects, runHelm, valuesFile, type Run } from './helm.js';
@@ -160,6 +160,23 @@ describe('the chart against a real kube-apiserver 1.20 (helm install, upgrade, u
     });
     assert.deepEqual(left, []);
     assert.equal(helm(['list', '--all-namespaces', '--short']).stdout.trim(), '', 'no release left');
+  });
+
+  test('tls.mode=secret: install over a Secret made with certs/generate.sh, uninstall leaves that Secret alone', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const own = generateCerts(join(workDir, 'own-tls'));
+    await cluster.kubectl(['-n', NAMESPACE, 'create', 'secret', 'tls', 'my-tls', '--cert', own.certFile, '--key', own.keyFile]);
+    helm(['install', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--values', valuesFile({ tls: { mode: 'secret', secret: { name: 'my-tls', caBundle: own.caBundle } } })]);
+    const config = await getJson(cluster, ['mutatingwebhookconfiguration', WEBHOOK_CONFIG]);
+    assert.equal(config.webhooks[0].clientConfig.caBundle, own.caBundle);
+    const deployment = await getJson(cluster, ['deployment', RELEASE, '-n', NAMESPACE]);
+    assert.equal(deployment.spec.template.spec.volumes[0].secret.secretName, 'my-tls');
+    const declared = parseObjects(releaseManifest(), 'helm get manifest').map((o) => kindOf(o as Obj));
+    assert.ok(!declared.includes('v1 Secret'), 'the chart makes no Secret in this mode');
+
+    helm(['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait']);
+    const secret = await getJson(cluster, ['secret', 'my-tls', '-n', NAMESPACE]);
+    assert.equal(secret.data['tls.crt'], own.cert.toString('base64'), "the user's Secret stays");
+    assert.equal((await cluster.kubectl(['get', 'mutatingwebhookconfiguration', WEBHOOK_CONFIG], { allowFail: true })).code, 1);
   });
 
   test("the installed configuration, pointed at the webhook run with the Secret's pair, mutates a Service in an opted-in namespace", { timeout: STEP_TIMEOUT_MS }, async () => {
