@@ -23,9 +23,9 @@ export interface K8sObject {
  *    rendering the caBundle must be the Secret's ca.crt (the caller checks that).
  */
 export const HELM_STANDARD_LABELS = ['app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/managed-by', 'helm.sh/chart'];
-export const KINDS_ONLY_IN_KUSTOMIZE = ['Namespace'];
+const KINDS_ONLY_IN_KUSTOMIZE = ['Namespace'];
 
-export function objectKey(o: K8sObject): string {
+function objectKey(o: K8sObject): string {
   return `${o.apiVersion} ${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
 }
 

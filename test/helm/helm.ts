@@ -39,12 +39,19 @@ export interface Run {
   stderr: string;
 }
 
-export function runHelm(args: string[], env: NodeJS.ProcessEnv = {}): Run {
+export function runHelm(args: string[]): Run {
   const r = spawnSync(helmTools().helm, args, {
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
-    // A private config and cache: nothing from the developer's ~/.config/helm, no repositories.
-    env: { ...process.env, HELM_CONFIG_HOME: helmHome('config'), HELM_CACHE_HOME: helmHome('cache'), HELM_DATA_HOME: helmHome('data'), ...env },
+    // A private config and cache: nothing from the developer's ~/.config/helm, no repositories,
+    // and no cluster but the one a test names with --kubeconfig.
+    env: {
+      ...process.env,
+      HELM_CONFIG_HOME: helmHome('config'),
+      HELM_CACHE_HOME: helmHome('cache'),
+      HELM_DATA_HOME: helmHome('data'),
+      KUBECONFIG: helmHome('no-kubeconfig'),
+    },
   });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -94,9 +101,10 @@ export function parseObjects(yamlText: string, what: string): K8sObject[] {
   return docs.map((d) => d.toJS() as K8sObject).filter((o) => o !== null);
 }
 
+let valuesFiles = 0;
 /** Values as a file for --values (JSON is YAML), so no --set escaping rules apply. */
 export function valuesFile(values: Record<string, unknown>): string {
-  const file = join(helmHome('values'), `${Math.random().toString(36).slice(2)}.yaml`);
+  const file = join(helmHome('values'), `${++valuesFiles}.yaml`);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(values));
   return file;
