@@ -12,20 +12,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KUBERNETES_BIN_DIR, INSTALL_HINT, findExecutable, isExecutable, startCluster, tail, type Cluster } from '../e2e/cluster.js';
-import {
-  ROOT,
-  adaptWebhookConfiguration,
-  generateCertsForRegistration,
-  getJson,
-  manifestStream,
-  missingPrerequisites,
-  pollUntil,
-  shippedWebhookConfiguration,
-  startWebhook,
-  type Obj,
-  type Webhook,
-} from '../e2e/webhook-harness.js';
+import { KUBERNETES_BIN_DIR, INSTALL_HINT, findExecutable, isExecutable, tail } from '../e2e/cluster.js';
+import { ROOT, getJson, manifestStream, missingPrerequisites, pollUntil, type Obj } from '../e2e/webhook-harness.js';
+import { startClusterWithWebhook, type ClusterWithWebhook } from './cluster-with-webhook.js';
 import { NetnsSet, sweepLeftovers } from './netns.js';
 
 export const CLIENT_IP = '198.51.100.100';
@@ -41,7 +30,6 @@ const KUBE_PROXY = `${KUBERNETES_BIN_DIR}/kube-proxy`;
 export const PROBE_TIMEOUT_MS = 2_000;
 const PROGRAMMED_TIMEOUT_MS = 30_000;
 const HOSTNAME = 'kubernetes.io/hostname';
-export const ENABLED = { 'realip.io/inject': 'enabled' };
 
 /** The pod: replies with the source address of the connection, as an app reading it would. */
 const POD_SERVER = `require('node:http')
@@ -67,12 +55,8 @@ export async function missingDatapathPrerequisites(): Promise<string[]> {
   return missing;
 }
 
-export interface Lab {
-  cluster: Cluster;
-  webhook: Webhook;
+export interface Lab extends ClusterWithWebhook {
   dir: string;
-  /** `kubectl create -f -` of the objects, in order; returns kubectl's stderr (the admission warnings). */
-  create(...objects: Obj[]): Promise<string>;
   /** Waits until the webhook mutates Services in `ns` (the API server and the webhook cache labels briefly). */
   waitUntilMutating(ns: string): Promise<void>;
   /** Waits until both kube-proxies have programmed the Service's node port with its current policy. */
@@ -83,7 +67,6 @@ export interface Lab {
   audit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** Log tails of every process, for a failure message. */
   logs(): Promise<string>;
-  stop(): Promise<void>;
 }
 
 /** The Service a user would write: no externalTrafficPolicy. */
@@ -188,33 +171,27 @@ export async function startLab(): Promise<Lab> {
   if (swept.length > 0) console.log(`# removed network namespaces left by an earlier run: ${swept.join(', ')}`);
   const dir = await mkdtemp(join(tmpdir(), 'realip-datapath-'));
   const netns = new NetnsSet(dir);
-  let cluster: Cluster | undefined;
-  let webhook: Webhook | undefined;
+  let control: ClusterWithWebhook | undefined;
   let relay: { close(): Promise<void> } | undefined;
 
   const stop = async () => {
     await netns.destroy();
     await relay?.close();
-    await webhook?.stop();
-    await cluster?.stop();
+    await control?.stop();
     if (process.env.REALIP_E2E_KEEP) console.log(`# datapath logs kept in ${dir}`);
     else await rm(dir, { recursive: true, force: true });
   };
   const logs = async () => {
     const tails = await Promise.all(netns.started.map(async (p) => `--- ${p.name} (${p.log}) ---\n${await tail(p.log, 20)}`));
-    if (webhook) tails.push(`--- webhook ---\n${await webhook.logTail(20)}`);
+    if (control) tails.push(`--- webhook ---\n${await control.webhook.logTail(20)}`);
     return tails.join('\n');
   };
 
   try {
     await buildTopology(netns);
-    cluster = await startCluster();
-    const c = cluster;
-    const certs = generateCertsForRegistration(join(dir, 'certs'));
-    webhook = await startWebhook({ kubeconfig: c.kubeconfig, certs, dir, name: 'webhook' });
-    const shipped = await shippedWebhookConfiguration();
-    await c.kubectl(['apply', '-f', '-'], { stdin: JSON.stringify(adaptWebhookConfiguration(shipped, webhook.url, certs.caBundle)) });
-    await c.kubectl(['create', '-f', '-'], { stdin: manifestStream(node('node1'), node('node2')) });
+    control = await startClusterWithWebhook(dir);
+    const { cluster: c, create } = control;
+    await create(node('node1'), node('node2'));
 
     // Each node namespace reaches the API server at the kubeconfig's own address, 127.0.0.1:<port>
     // inside the namespace, through a unix socket: nothing listens on the host for them but loopback.
@@ -238,8 +215,6 @@ export async function startLab(): Promise<Lab> {
     }
     const pod = netns.start('pod', 'pod', [process.execPath, '-e', POD_SERVER]);
     await waitForLine(pod.log, 'listening', 'the pod server to listen', () => !pod.done);
-
-    const create = async (...objects: Obj[]) => (await c.kubectl(['create', '-f', '-'], { stdin: manifestStream(...objects) })).stderr;
 
     const get = async (n: NodeName, port: number): Promise<HttpAnswer> => {
       const out = await netns.exec('client', [process.execPath, '-e', HTTP_GET, `http://${NODE_IPS[n]}:${port}/`, String(PROBE_TIMEOUT_MS)], {
@@ -297,7 +272,7 @@ export async function startLab(): Promise<Lab> {
       }, { timeoutMs: PROGRAMMED_TIMEOUT_MS, intervalMs: 250 });
     }
 
-    return { cluster: c, webhook, dir, create, waitUntilMutating, waitProgrammed, get, audit, logs, stop };
+    return { cluster: c, webhook: control.webhook, dir, create, waitUntilMutating, waitProgrammed, get, audit, logs, stop };
   } catch (err) {
     const tails = await logs();
     await stop();

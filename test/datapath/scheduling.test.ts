@@ -12,22 +12,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { KUBERNETES_BIN_DIR, INSTALL_HINT, isExecutable, startCluster, startProcess, stopProcess, tail, type Cluster, type Proc } from '../e2e/cluster.js';
-import {
-  adaptWebhookConfiguration,
-  generateCertsForRegistration,
-  getJson,
-  manifestStream,
-  missingPrerequisites,
-  pollUntil,
-  shippedWebhookConfiguration,
-  startWebhook,
-  type Obj,
-  type Webhook,
-} from '../e2e/webhook-harness.js';
+import { KUBERNETES_BIN_DIR, INSTALL_HINT, isExecutable, startProcess, stopProcess, tail, type Proc } from '../e2e/cluster.js';
+import { getJson, manifestStream, missingPrerequisites, pollUntil, type Obj } from '../e2e/webhook-harness.js';
+import { ENABLED, namespace, startClusterWithWebhook, type ClusterWithWebhook } from './cluster-with-webhook.js';
 
 const HOSTNAME = 'kubernetes.io/hostname';
-const ENABLED = { 'realip.io/inject': 'enabled' };
 const BIG = 'node-big';
 const SMALL = 'node-small';
 const SCHEDULER = `${KUBERNETES_BIN_DIR}/kube-scheduler`;
@@ -86,17 +75,15 @@ describe('real kube-scheduler bindings under the webhook\'s anti-affinity (two N
   skip: missing.length > 0 && 'prerequisites missing (see above)',
   timeout: 240_000,
 }, () => {
-  let cluster: Cluster | undefined;
-  let webhook: Webhook | undefined;
+  let control: ClusterWithWebhook | undefined;
   let dir: string | undefined;
   const controlPlane: Proc[] = [];
 
-  const create = async (...objects: Obj[]) => (await cluster!.kubectl(['create', '-f', '-'], { stdin: manifestStream(...objects) })).stderr;
-  const namespace = (name: string, labels: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+  const create = (...objects: Obj[]) => control!.create(...objects);
 
   async function logs(): Promise<string> {
     const tails = await Promise.all(controlPlane.map(async (p) => `--- ${p.name} ---\n${await tail(p.log, 15)}`));
-    if (webhook) tails.push(`--- webhook ---\n${await webhook.logTail(15)}`);
+    if (control) tails.push(`--- webhook ---\n${await control.webhook.logTail(15)}`);
     return tails.join('\n');
   }
 
@@ -105,7 +92,7 @@ describe('real kube-scheduler bindings under the webhook\'s anti-affinity (two N
     try {
       return await pollUntil(`the scheduler to decide on ${replicas} pods of ${ns}/${app}`, async () => {
         for (const p of controlPlane) if (p.done) throw new Error(`${p.name} exited`);
-        const pods = (await getJson(cluster!, ['pods', '-n', ns, '-l', `app=${app}`])).items as Obj[];
+        const pods = (await getJson(control!.cluster, ['pods', '-n', ns, '-l', `app=${app}`])).items as Obj[];
         const unschedulable = pods.filter((p) =>
           (p.status.conditions as Obj[] | undefined)?.some((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable'));
         const bound = pods.filter((p) => p.spec.nodeName).map((p) => p.spec.nodeName as string).sort();
@@ -118,11 +105,8 @@ describe('real kube-scheduler bindings under the webhook\'s anti-affinity (two N
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'realip-scheduling-'));
-    cluster = await startCluster();
-    const certs = generateCertsForRegistration(join(dir, 'certs'));
-    webhook = await startWebhook({ kubeconfig: cluster.kubeconfig, certs, dir, name: 'webhook', extraArgs: ['--watch-nodes'] });
-    const shipped = await shippedWebhookConfiguration();
-    await cluster.kubectl(['apply', '-f', '-'], { stdin: JSON.stringify(adaptWebhookConfiguration(shipped, webhook.url, certs.caBundle)) });
+    control = await startClusterWithWebhook(dir, ['--watch-nodes']);
+    const { cluster } = control;
     await create(node(BIG, '64', '256Gi'), node(SMALL, '2', '4Gi'));
     // The API server taints every new Node not-ready (admission plugin TaintNodesByCondition);
     // the node lifecycle controller would lift it once the kubelet reports Ready. Lift it here.
@@ -136,15 +120,14 @@ describe('real kube-scheduler bindings under the webhook\'s anti-affinity (two N
 
     // The webhook counts nodes from its watch: wait until it has seen both.
     await pollUntil('the webhook to count 2 schedulable nodes', async () => {
-      const { stderr } = await cluster!.kubectl(['create', '--dry-run=server', '-f', '-'], { stdin: manifestStream(deployment('probe', 'required', 3)) });
+      const { stderr } = await control!.cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { stdin: manifestStream(deployment('probe', 'required', 3)) });
       return /> 2 schedulable nodes/.test(stderr) ? true : undefined;
     });
   }, { timeout: 120_000 });
 
   after(async () => {
     await Promise.all(controlPlane.map(stopProcess));
-    await webhook?.stop();
-    await cluster?.stop();
+    await control?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -155,7 +138,7 @@ describe('real kube-scheduler bindings under the webhook\'s anti-affinity (two N
 
   test('preferred (the default): the two replicas are spread one per node', async () => {
     await create(deployment('web', 'preferred', 2));
-    const d = await getJson(cluster!, ['deployment', 'web', '-n', 'preferred']);
+    const d = await getJson(control!.cluster, ['deployment', 'web', '-n', 'preferred']);
     assert.ok(d.spec.template.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution, 'preferred anti-affinity set by the webhook');
     assert.deepEqual(await placement('preferred', 'web', 2), { bound: [BIG, SMALL], unschedulable: 0 });
   });

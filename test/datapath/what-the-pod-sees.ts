@@ -3,7 +3,8 @@
 // externalTrafficPolicy, in a namespace that is opted in, one that is not, and one that opts in
 // only after its Service exists and is then fixed with `realip-webhook audit --fix services`.
 import { getJson, type Obj } from '../e2e/webhook-harness.js';
-import { ENABLED, NODE_NAMES, endpointSlice, service, type HttpAnswer, type Lab, type NodeName } from './lab.js';
+import { ENABLED, namespace } from './cluster-with-webhook.js';
+import { NODE_NAMES, endpointSlice, service, type HttpAnswer, type Lab, type NodeName } from './lab.js';
 
 export type ServiceType = 'NodePort' | 'LoadBalancer';
 
@@ -73,7 +74,6 @@ async function observe(lab: Lab, ns: string, name: string, namespaceLabel: strin
 }
 
 export async function whatThePodSees(lab: Lab): Promise<Measurement> {
-  const namespace = (name: string, labels: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
   await lab.create(namespace(NS.optedIn, ENABLED), namespace(NS.plain), namespace(NS.late));
   await lab.waitUntilMutating(NS.optedIn);
 
@@ -104,7 +104,8 @@ export async function whatThePodSees(lab: Lab): Promise<Measurement> {
 /** The rows as a Markdown table, as the README shows it. */
 export function markdownTable(rows: Row[]): string {
   const header = ['Service (no externalTrafficPolicy written)', 'namespace', 'policy stored', 'client → node', 'the pod sees', 'health check on that node'];
-  const lines = rows.map((r) => [r.service, r.namespace, r.policy, r.node, r.podSees, r.healthCheck]);
+  const nodeLabel: Record<NodeName, string> = { node1: 'node1 (runs the pod)', node2: 'node2 (no pod)' };
+  const lines = rows.map((r) => [r.service, r.namespace, r.policy, nodeLabel[r.node], r.podSees, r.healthCheck]);
   const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [row(header), row(header.map(() => '---')), ...lines.map(row)].join('\n');
 }
