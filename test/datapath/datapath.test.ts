@@ -14,7 +14,6 @@ const DROPPED = 'nothing (dropped)';
 const NO_HEALTH_CHECK = '-';
 
 const noNetns = await whyNoNetns();
-if (noNetns) console.log(`# datapath suite skipped: ${noNetns}`);
 const missing = noNetns ? [] : await missingDatapathPrerequisites();
 if (missing.length > 0) {
   test('prerequisites of the datapath suite', () => {
@@ -22,10 +21,10 @@ if (missing.length > 0) {
   });
 }
 
-describe('what the pod sees through a real kube-proxy (iptables mode, two nodes, pod on node1)', {
-  skip: noNetns ?? (missing.length > 0 && 'prerequisites missing (see above)'),
-  timeout: 240_000,
-}, () => {
+const SUITE = 'what the pod sees through a real kube-proxy (iptables mode, two nodes, pod on node1)';
+// A skipped test, not a skipped suite: the runner's summary then counts it as skipped.
+if (noNetns) test(SUITE, { skip: noNetns }, () => {});
+else describe(SUITE, { skip: missing.length > 0 && 'prerequisites missing (see above)', timeout: 240_000 }, () => {
   let lab: Lab | undefined;
   let measured: Measurement;
 
