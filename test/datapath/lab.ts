@@ -10,12 +10,11 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KUBERNETES_BIN_DIR, INSTALL_HINT, findExecutable, isExecutable, tail } from '../e2e/cluster.js';
 import { ROOT, getJson, manifestStream, missingPrerequisites, pollUntil, type Obj } from '../e2e/webhook-harness.js';
 import { startClusterWithWebhook, type ClusterWithWebhook } from './cluster-with-webhook.js';
-import { NetnsSet, sweepLeftovers } from './netns.js';
+import { NetnsSet, logDirPrefix, sweepLeftovers } from './netns.js';
 
 export const CLIENT_IP = '198.51.100.100';
 export const NODE_IPS = { node1: '198.51.100.11', node2: '198.51.100.12' } as const;
@@ -148,7 +147,8 @@ async function buildTopology(netns: NetnsSet): Promise<void> {
   await netns.ip('pod', 'route', 'add', 'default', 'via', NODE_IPS.node1, 'dev', 'eth0', 'onlink');
   // node2 reaches the pod network through node1, as a CNI's routes would.
   await netns.ip('node2', 'route', 'add', '203.0.113.0/25', 'via', NODE_IPS.node1);
-  for (const n of NODE_NAMES) await netns.exec(n, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  // /proc/sys/net is the namespace's own; written directly because minimal Debian has no sysctl.
+  for (const n of NODE_NAMES) await netns.exec(n, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
 }
 
 async function waitForLine(file: string, line: string, what: string, alive: () => boolean): Promise<void> {
@@ -169,7 +169,7 @@ function programmedPolicy(natRules: string, nodePort: number): 'Local' | 'Cluste
 export async function startLab(): Promise<Lab> {
   const swept = sweepLeftovers();
   if (swept.length > 0) console.log(`# removed network namespaces left by an earlier run: ${swept.join(', ')}`);
-  const dir = await mkdtemp(join(tmpdir(), 'realip-datapath-'));
+  const dir = await mkdtemp(logDirPrefix());
   const netns = new NetnsSet(dir);
   let control: ClusterWithWebhook | undefined;
   let relay: { close(): Promise<void> } | undefined;

@@ -1,13 +1,16 @@
 // Network namespaces for the datapath suite, and the processes started inside them. Every name
-// carries NETNS_PREFIX and the owning process id, so a run can sweep what a crashed run left
-// behind without touching a run that is still going. Links are created directly inside the
+// (and the run's log directory) carries a prefix and the owning process id, so a run can sweep
+// what a crashed run left behind without touching a run that is still going. Links are created directly inside the
 // namespaces (never in the host's), so deleting the namespaces deletes them too.
 import { execFile, execFileSync } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
+import { readdirSync, rmSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startProcess, stopProcess, type Proc } from '../e2e/cluster.js';
 
 export const NETNS_PREFIX = 'realipdp-';
+const LOG_DIR_PREFIX = 'realip-datapath-';
 const EXIT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const run = promisify(execFile);
 
@@ -64,13 +67,26 @@ function removeNetnsSync(names: string[]): void {
   ipBatchSync(names.map((n) => `netns del ${n}`));
 }
 
-/** Removes namespaces (and the processes in them) left by runs whose process has died. Returns their names. */
+const ownerDead = (prefix: string) => (name: string) => {
+  const owner = Number(name.slice(prefix.length).split('-')[0]);
+  return !Number.isInteger(owner) || !pidAlive(owner);
+};
+
+/** The prefix for mkdtemp() of this run's log directory, which sweepLeftovers() knows. */
+export function logDirPrefix(): string {
+  return join(tmpdir(), `${LOG_DIR_PREFIX}${process.pid}-`);
+}
+
+/**
+ * Removes the namespaces (and the processes in them) and log directories left by runs whose
+ * process has died. Returns the namespaces' names.
+ */
 export function sweepLeftovers(): string[] {
-  const stale = listNetns().filter((name) => {
-    const owner = Number(name.slice(NETNS_PREFIX.length).split('-')[0]);
-    return !Number.isInteger(owner) || !pidAlive(owner);
-  });
+  const stale = listNetns().filter(ownerDead(NETNS_PREFIX));
   removeNetnsSync(stale);
+  for (const dir of readdirSync(tmpdir()).filter((d) => d.startsWith(LOG_DIR_PREFIX)).filter(ownerDead(LOG_DIR_PREFIX))) {
+    rmSync(join(tmpdir(), dir), { recursive: true, force: true });
+  }
   return stale;
 }
 
