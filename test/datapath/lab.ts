@@ -21,12 +21,12 @@ export const NODE_IPS = { node1: '198.51.100.11', node2: '198.51.100.12' } as co
 export type NodeName = keyof typeof NODE_IPS;
 export const NODE_NAMES = Object.keys(NODE_IPS) as NodeName[];
 const LAN_PREFIX = 24;
-export const POD_IP = '203.0.113.10';
+const POD_IP = '203.0.113.10';
 const POD_PORT = 8080;
 const CLUSTER_CIDR = '203.0.113.0/24';
 const KUBE_PROXY = `${KUBERNETES_BIN_DIR}/kube-proxy`;
 /** Long enough for a slow answer on a busy machine, short because node2 drops Local traffic. */
-export const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_TIMEOUT_MS = 2_000;
 const PROGRAMMED_TIMEOUT_MS = 30_000;
 const HOSTNAME = 'kubernetes.io/hostname';
 
@@ -216,12 +216,11 @@ export async function startLab(): Promise<Lab> {
     const pod = netns.start('pod', 'pod', [process.execPath, '-e', POD_SERVER]);
     await waitForLine(pod.log, 'listening', 'the pod server to listen', () => !pod.done);
 
-    const get = async (n: NodeName, port: number): Promise<HttpAnswer> => {
-      const out = await netns.exec('client', [process.execPath, '-e', HTTP_GET, `http://${NODE_IPS[n]}:${port}/`, String(PROBE_TIMEOUT_MS)], {
-        timeoutMs: PROBE_TIMEOUT_MS + 10_000,
-      });
+    const httpGet = async (from: string, url: string): Promise<HttpAnswer> => {
+      const out = await netns.exec(from, [process.execPath, '-e', HTTP_GET, url, String(PROBE_TIMEOUT_MS)], { timeoutMs: PROBE_TIMEOUT_MS + 10_000 });
       return JSON.parse(out) as HttpAnswer;
     };
+    const get = (n: NodeName, port: number) => httpGet('client', `http://${NODE_IPS[n]}:${port}/`);
 
     const waitUntilMutating = async (ns: string) => {
       await pollUntil(`the webhook to mutate a dry-run NodePort Service in namespace ${ns}`, async () => {
@@ -267,8 +266,8 @@ export async function startLab(): Promise<Lab> {
       const proxy = netns.started.find((p) => p.name === `kube-proxy-${n}`)!;
       await pollUntil(`kube-proxy on ${n} to report healthy`, async () => {
         if (proxy.done) throw new Error(`kube-proxy on ${n} exited:\n${await tail(proxy.log)}`);
-        const out = await netns.exec(n, [process.execPath, '-e', HTTP_GET, 'http://127.0.0.1:10256/healthz', '1000']);
-        return (JSON.parse(out) as HttpAnswer as { status?: number }).status === 200 ? true : undefined;
+        const answer = await httpGet(n, 'http://127.0.0.1:10256/healthz');
+        return 'status' in answer && answer.status === 200 ? true : undefined;
       }, { timeoutMs: PROGRAMMED_TIMEOUT_MS, intervalMs: 250 });
     }
 

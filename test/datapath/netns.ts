@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startProcess, stopProcess, type Proc } from '../e2e/cluster.js';
 
-export const NETNS_PREFIX = 'realipdp-';
+const NETNS_PREFIX = 'realipdp-';
 const LOG_DIR_PREFIX = 'realip-datapath-';
 const EXIT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const run = promisify(execFile);
