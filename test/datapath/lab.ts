@@ -26,7 +26,7 @@ const POD_PORT = 8080;
 const CLUSTER_CIDR = '203.0.113.0/24';
 const KUBE_PROXY = `${KUBERNETES_BIN_DIR}/kube-proxy`;
 /** Long enough for a slow answer on a busy machine, short because node2 drops Local traffic. */
-const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_TIMEOUT_MS = 3_000;
 const PROGRAMMED_TIMEOUT_MS = 30_000;
 const HOSTNAME = 'kubernetes.io/hostname';
 
