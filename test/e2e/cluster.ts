@@ -33,7 +33,7 @@ export const INSTALL_HINT = 'run test/e2e/install-kubernetes.sh (as root) first'
 const START_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
   log: string;
@@ -160,7 +160,7 @@ export async function findExecutable(name: string, fallbacks: string[] = []): Pr
   return undefined;
 }
 
-function startProcess(name: string, bin: string, dir: string, args: string[]): Proc {
+export function startProcess(name: string, bin: string, dir: string, args: string[]): Proc {
   const log = join(dir, `${name}.log`);
   // Output goes straight to a file: nothing to drain, and it survives for the error message.
   const fd = openSync(log, 'a');
@@ -187,7 +187,7 @@ function startProcess(name: string, bin: string, dir: string, args: string[]): P
   return proc;
 }
 
-async function stopProcess(p: Proc): Promise<void> {
+export async function stopProcess(p: Proc): Promise<void> {
   if (p.done) return;
   p.child.kill('SIGTERM');
   const escalate = setTimeout(() => p.child.kill('SIGKILL'), STOP_GRACE_MS);
@@ -247,7 +247,7 @@ function runKubectl(
   });
 }
 
-async function tail(file: string, lines = 30): Promise<string> {
+export async function tail(file: string, lines = 30): Promise<string> {
   try {
     return (await readFile(file, 'utf8')).split('\n').slice(-lines - 1).join('\n');
   } catch {
