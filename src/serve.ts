@@ -60,6 +60,7 @@ export async function serve(config: ServeConfig): Promise<void> {
   // parseServeConfig refuses --watch-nodes with a namespaces file.
   const nodes = config.watchNodes && kubeConfig ? new NodeWatch(kubeConfig, log) : undefined;
   const metrics = new WebhookMetrics(namespaces);
+  if (nodes) metrics.trackWatch(nodes.watch);
   const shutdown = new GracefulShutdown(log);
   const app = buildServer({
     tls: { cert: pair.cert, key: pair.key, clientCa },

@@ -48,7 +48,7 @@ before(async () => {
   cluster = await startCluster();
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(cluster.kubeconfig);
-  watch = new NodeWatch(kubeConfig, pino({ level: 'silent' }), { restartDelayMs: 200 });
+  watch = new NodeWatch(kubeConfig, pino({ level: 'silent' }), { backoff: { initialMs: 200 } });
 });
 
 after(async () => {
