@@ -2,10 +2,11 @@
 // reflector: it lists in pages (a list replaces what it holds, so deleted objects go), then
 // watches from the list's resourceVersion with a jittered server-side timeoutSeconds and
 // bookmarks, and gives a watch up when no byte has come for longer than that timeout. It resumes
-// the watch only from a resourceVersion the server confirmed on the last connection; a 410, a
-// "too large resource version", a watch that fails to open or ends without a single event (as
-// one from a resourceVersion of another etcd does) lead to a fresh list. Failures back off with
-// jitter. It keeps only what its owner needs of each object, and stops cleanly mid-request.
+// the watch only when the server ended one that had confirmed its resourceVersion (an event or
+// a bookmark). Everything else lists afresh: a 410, a "too large resource version", a watch that
+// breaks, fails to open, goes silent, or ends without a single event (as one from the
+// resourceVersion of another etcd does on 1.20). Failures back off with jitter. It keeps only
+// what its owner needs of each object, and stops cleanly mid-request.
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
@@ -120,7 +121,7 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
     this.backoff = new Backoff(this.clock, this.random, options.backoff);
     this.listTimeoutMs = options.listTimeoutMs ?? 30_000;
     this.listPageSize = options.listPageSize ?? 500;
-    this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? 30;
+    this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? 20;
     this.inactivityGraceMs = options.inactivityGraceMs ?? 5000;
     this.staleAfterMs = options.staleAfterMs ?? 5 * 60_000;
   }
@@ -209,7 +210,8 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
       if (signal.aborted) break;
       if (!restart) continue;
       this.restarted(restart);
-      await this.sleep(this.backoff.next(), signal);
+      // A watch given up for silence has waited long enough already; everything else backs off.
+      if (restart.reason !== 'inactive') await this.sleep(this.backoff.next(), signal);
     }
     firstListDone();
   }
@@ -286,16 +288,17 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
       stopped.removeEventListener('abort', stop);
     }
     if (stopped.aborted) return undefined;
-    // Resume only from a resourceVersion this connection confirmed; otherwise list again.
-    const resumable = lines > 0 && !errorEvent;
-    if (!resumable) this.resumeFrom = undefined;
+    // Resume only after the server ended a watch that confirmed its resourceVersion. After any
+    // other end the next connection may reach another API server, on other storage: list again.
+    const renewed = !errorEvent && !inactive && !badLine && !broken && lines > 0;
+    if (renewed) return undefined;
+    this.resumeFrom = undefined;
     if (errorEvent) return restartFor(errorEvent);
     if (inactive) return { reason: 'inactive', err: `no byte for ${deadlineMs} ms (watch timeoutSeconds ${timeoutSeconds})` };
     if (badLine) return { reason: 'stream_broken', err: `unreadable watch event: ${badLine}` };
     if (broken instanceof KubeApiError) return restartFor(broken);
     if (broken) return { reason: opened ? 'stream_broken' : 'watch_failed', err: errorMessage(broken) };
-    if (lines === 0) return { reason: 'closed_without_events', err: `the watch from resourceVersion ${query.resourceVersion ?? '(none)'} ended with no event or bookmark` };
-    return undefined;
+    return { reason: 'closed_without_events', err: `the watch from resourceVersion ${query.resourceVersion ?? '(none)'} ended with no event or bookmark` };
   }
 
   /** Applies one watch event; an ERROR event is returned as the error it carries. */
@@ -326,10 +329,9 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
     this.reporter?.restarted(reason);
     const now = this.clock.now();
     const staleMs = now - (this.lastSuccessAt || this.startedAt);
-    const relist = this.resumeFrom === undefined;
     this.log.warn(
-      { resource: this.resource, reason, err, relist, cached: this.size(), sinceLastSuccessS: Math.round(staleMs / 1000) },
-      `${this.resource} watch restarting (${reason}); ${relist ? 'will list again' : 'resuming from its resourceVersion'}; serving from cache meanwhile`,
+      { resource: this.resource, reason, err, cached: this.size(), sinceLastSuccessS: Math.round(staleMs / 1000) },
+      `${this.resource} watch restarting (${reason}): listing again; serving from cache meanwhile`,
     );
     if (staleMs >= this.staleAfterMs && now - this.lastStaleErrorAt >= this.staleAfterMs) {
       this.lastStaleErrorAt = now;
