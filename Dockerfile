@@ -1,10 +1,11 @@
 # realip-webhook container image.
 #   docker build -t realip-webhook:0.1.0 .
-# The Node version is pinned to an exact release (not `node:20`), so a rebuild of the same
-# commit gets the same runtime; bump it deliberately (and pin a digest in your registry
-# mirror if you need byte-for-byte reproducible builds). Both stages use the same image so
+# The Node version is pinned to an exact release of the current LTS line (not `node:24`), so a
+# rebuild of the same commit gets the same runtime; bump it deliberately (and pin a digest in
+# your registry mirror if you need byte-for-byte reproducible builds). Both stages use the same image so
 # native modules, if any are ever added, are built against the runtime's Node and glibc.
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# Keep it equal to NODE_VERSION in .ci/install-node.sh: CI tests the release the image ships.
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
 # ---- build: compile TypeScript, then drop dev dependencies ----
 FROM ${NODE_IMAGE} AS build

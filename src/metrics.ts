@@ -4,6 +4,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AdmissionSummary } from './admission/admit.js';
+import type { WatchedResource } from './kube/list-watch-cache.js';
 import { WORKLOAD_KINDS } from './mutation/workload-kinds.js';
 import type { NamespaceSource } from './namespaces/namespace-source.js';
 
@@ -27,6 +28,9 @@ export class WebhookMetrics {
   private readonly droppedConnections: Counter;
   private readonly certificateExpiry: Gauge;
   private readonly certificateReloads: Counter<'result'>;
+  private readonly watchRestarts: Counter<'resource' | 'reason'>;
+  private readonly watchRelists: Counter<'resource'>;
+  private readonly watched: WatchedResource[] = [];
 
   constructor(namespaces: NamespaceSource) {
     const registers = [this.registry];
@@ -88,6 +92,42 @@ export class WebhookMetrics {
       labelNames: ['result'],
       registers,
     });
+    this.watchRestarts = new Counter({
+      name: `${PREFIX}watch_restarts_total`,
+      help: 'List+watch restarts after a failure, by resource (namespace, node) and reason (list_failed, watch_failed, expired, too_large_resource_version, inactive, closed_without_events, stream_broken)',
+      labelNames: ['resource', 'reason'],
+      registers,
+    });
+    this.watchRelists = new Counter({
+      name: `${PREFIX}watch_relists_total`,
+      help: 'Full lists after the first, by resource: each replaces the cache',
+      labelNames: ['resource'],
+      registers,
+    });
+    const watched = this.watched;
+    new Gauge({
+      name: `${PREFIX}watch_last_success_age_seconds`,
+      help: 'Seconds since the last successful list or watch event (bookmarks included) of the resource (+Inf before the first); stays under a minute on a healthy cluster, quiet or not',
+      labelNames: ['resource'],
+      registers,
+      collect() {
+        for (const watch of watched) {
+          const at = watch.lastSuccessAt;
+          this.set({ resource: watch.resource }, at ? (Date.now() - at) / 1000 : Infinity);
+        }
+      },
+    });
+    if (namespaces.watch) this.trackWatch(namespaces.watch);
+  }
+
+  /** Counts the restarts and relists of a list+watch, and exposes the age of its last success. */
+  trackWatch(watch: WatchedResource): void {
+    const { resource } = watch;
+    this.watched.push(watch);
+    watch.reporter = {
+      restarted: (reason) => this.watchRestarts.inc({ resource, reason }),
+      relisted: () => this.watchRelists.inc({ resource }),
+    };
   }
 
   admission(summary: Pick<AdmissionSummary, 'kind' | 'operation' | 'outcome' | 'changes' | 'skipped'>): void {

@@ -11,7 +11,8 @@ import { NodeWatch } from './nodes/node-watch.js';
 import type { NamespaceSource } from './namespaces/namespace-source.js';
 import { buildServer } from './server.js';
 import { GracefulShutdown } from './shutdown.js';
-import { KeyPairError, readCaBundle, readKeyPair } from './tls.js';
+import { KeyPairError, readCaBundle, readKeyPair, secureContextOptions } from './tls.js';
+import { ClientCaReloader } from './client-certificate.js';
 import { CertificateReloader } from './tls-reload.js';
 
 function loadKubeConfig(config: Exclude<NamespaceSourceConfig, { type: 'file' }>): KubeConfig {
@@ -60,6 +61,7 @@ export async function serve(config: ServeConfig): Promise<void> {
   // parseServeConfig refuses --watch-nodes with a namespaces file.
   const nodes = config.watchNodes && kubeConfig ? new NodeWatch(kubeConfig, log) : undefined;
   const metrics = new WebhookMetrics(namespaces);
+  if (nodes) metrics.trackWatch(nodes.watch);
   const shutdown = new GracefulShutdown(log);
   const app = buildServer({
     tls: { cert: pair.cert, key: pair.key, clientCa },
@@ -71,17 +73,22 @@ export async function serve(config: ServeConfig): Promise<void> {
     nodes,
   });
   const metricsApp = buildMetricsServer(metrics, log);
+  const caReloader =
+    config.clientCa && clientCa
+      ? new ClientCaReloader({ caFile: config.clientCa, current: clientCa, context: secureContextOptions(pair), server: app.server, log })
+      : undefined;
   const reloader = new CertificateReloader({
     certFile: config.tlsCert,
     keyFile: config.tlsKey,
     current: pair,
     clientCa,
-    server: app.server,
+    server: caReloader?.server ?? app.server,
     log,
     metrics,
   });
   const closeAll = async () => {
     reloader.stop();
+    caReloader?.stop();
     await app.close();
     await metricsApp.close();
     await namespaces.stop();
@@ -97,5 +104,6 @@ export async function serve(config: ServeConfig): Promise<void> {
     throw err;
   }
   reloader.start();
+  caReloader?.start();
   shutdown.install(closeAll);
 }

@@ -1,134 +1,145 @@
-// A list+watch cache of one resource that outlives a flaky API server: it lists in pages with a
-// bound on each page, starts again after any error while keeping what it holds, keeps only what
-// its owner needs of each object, and stops cleanly even in the middle of a list. client-node's
-// ListWatch does the bookkeeping of adds, updates, deletes and resourceVersions.
-import {
-  ListWatch,
-  Observable,
-  Watch,
-  type ConfigurationOptions,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+// A list+watch cache of one cluster-scoped resource that heals by itself, after client-go's
+// reflector: it lists in pages (a list replaces what it holds, so deleted objects go), then
+// watches from the list's resourceVersion with a jittered server-side timeoutSeconds and
+// bookmarks, and gives a watch up when no byte has come for longer than that timeout. It resumes
+// the watch only when the server ended one that had confirmed its resourceVersion (an event or
+// a bookmark). Everything else lists afresh: a 410, a "too large resource version", a watch that
+// breaks, fails to open, goes silent, or ends without a single event (as one from the
+// resourceVersion of another etcd does on 1.20). Failures back off with jitter. It keeps only
+// what its owner needs of each object, and stops cleanly mid-request.
+import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError } from './api-error.js';
+import { errorMessage } from '../errors.js';
+import { Backoff, systemClock, type BackoffOptions, type Clock } from './backoff.js';
+import { KubeApiError, KubeHttp, statusError, type KubeStatus } from './kube-http.js';
+
+/** Why a watch was started again; the label of the restart metric. */
+export type RestartReason =
+  | 'list_failed'
+  | 'watch_failed'
+  | 'expired'
+  | 'too_large_resource_version'
+  | 'inactive'
+  | 'closed_without_events'
+  | 'stream_broken';
+
+/** Told of each restart and each list after the first. */
+export interface WatchReporter {
+  restarted(reason: RestartReason): void;
+  relisted(): void;
+}
+
+/** What the metrics read of a watched resource. */
+export interface WatchedResource {
+  readonly resource: string;
+  /** Unix time in ms of the last successful list or watch event (bookmarks included); 0 before. */
+  readonly lastSuccessAt: number;
+  reporter: WatchReporter | undefined;
+}
 
 export interface ListWatchCacheOptions<T extends KubernetesObject> {
   /** The collection watched, e.g. /api/v1/nodes. */
   path: string;
-  /** What log lines call one object, e.g. "namespace". */
+  /** What log lines and metrics call one object, e.g. "namespace". */
   resource: string;
-  /** One page of the list; `options` carries the signal that aborts it. */
-  listPage: (page: { limit: number; _continue?: string }, options: ConfigurationOptions) => Promise<KubernetesListObject<T>>;
   /** What the cache keeps of an object: whole objects (managedFields, Node status) cost many times the heap. */
   slim: (object: T) => T;
-  /** Called after each full list and each watch event. */
+  /** Called after each full list and each watch event that changes an object. */
   onChange?: () => void;
   /** Bound on each page of the list: an API server that accepts and never answers must not stall the cache. */
   listTimeoutMs?: number;
-  /** Wait before listing or watching again after a failure. */
-  restartDelayMs?: number;
   /** Objects per list request; paging keeps the transient memory of a list small. */
   listPageSize?: number;
+  /** Server-side timeout of a watch before jitter; each watch asks for up to half as much again. */
+  watchTimeoutSeconds?: number;
+  /** How long past its timeoutSeconds a silent watch is waited for before it is given up. */
+  inactivityGraceMs?: number;
+  backoff?: BackoffOptions;
+  /** Nothing succeeded for this long: an error line (once per such period). */
+  staleAfterMs?: number;
+  clock?: Clock;
+  random?: () => number;
 }
 
 /** A request given up on: timed out, or the cache was stopped. Its message is the reason. */
 export class AbandonedError extends Error {}
 
-/** Per-call options that hand `signal` to the request, so that aborting it closes the socket. */
-function abortable(signal: AbortSignal): ConfigurationOptions {
-  return {
-    middleware: [
-      {
-        pre: (context) => {
-          context.setSignal(signal);
-          return new Observable(Promise.resolve(context));
-        },
-        post: (context) => new Observable(Promise.resolve(context)),
-      },
-    ],
-    middlewareMergeStrategy: 'append',
-  };
+interface Restart {
+  reason: RestartReason;
+  err?: string;
 }
 
-/**
- * Hands ListWatch slimmed objects, and closes a stream that connects after stop() (ListWatch.stop()
- * aborts only a watch that has already connected).
- */
-class SlimWatch<T extends KubernetesObject> extends Watch {
-  constructor(
-    config: KubeConfig,
-    private readonly slim: (object: T) => T,
-    private readonly stopped: () => boolean,
-  ) {
-    super(config);
-  }
-
-  override async watch(...[path, query, callback, done]: Parameters<Watch['watch']>): Promise<AbortController> {
-    if (this.stopped()) {
-      const never = new AbortController();
-      never.abort();
-      return never;
-    }
-    const slimmed = (phase: string, object: T, event: unknown) => callback(phase, phase === 'ERROR' ? object : this.slim(object), event);
-    const controller = await super.watch(path, query, slimmed, done);
-    if (this.stopped()) controller.abort();
-    return controller;
-  }
+interface WatchEvent<T> {
+  type?: string;
+  object?: T & KubeStatus;
 }
 
-export class ListWatchCache<T extends KubernetesObject> {
-  private readonly informer: ListWatch<T>;
-  private readonly listTimeoutMs: number;
-  private readonly restartDelayMs: number;
-  private readonly listPageSize: number;
-  /** Aborted by stop(): ends the list and requests in flight. */
-  private lifetime = new AbortController();
-  private listed = false;
-  private stopped = false;
-  private restartTimer: NodeJS.Timeout | undefined;
-  /** Unix time in ms of the last list or watch event, for the staleness metric. */
+function isTooLargeResourceVersion(err: KubeApiError): boolean {
+  return err.causes.includes('ResourceVersionTooLarge') || /too large resource version/i.test(err.message);
+}
+
+function restartFor(err: KubeApiError): Restart {
+  if (err.status === 410) return { reason: 'expired', err: err.message };
+  if (isTooLargeResourceVersion(err)) return { reason: 'too_large_resource_version', err: err.message };
+  return { reason: 'watch_failed', err: err.message };
+}
+
+export class ListWatchCache<T extends KubernetesObject> implements WatchedResource {
+  readonly resource: string;
+  reporter: WatchReporter | undefined;
+  /** Unix time in ms of the last list or change event, for the namespace cache age metric. */
   lastEventAt = 0;
+  lastSuccessAt = 0;
+  private readonly http: KubeHttp;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly backoff: Backoff;
+  private readonly listTimeoutMs: number;
+  private readonly listPageSize: number;
+  private readonly watchTimeoutSeconds: number;
+  private readonly inactivityGraceMs: number;
+  private readonly staleAfterMs: number;
+  private store = new Map<string, T>();
+  /** Where the next watch starts; undefined: list first. */
+  private resumeFrom: string | undefined;
+  private listed = false;
+  private startedAt = 0;
+  private lastStaleErrorAt = 0;
+  /** Aborted by stop(): ends the loop and every request in flight. */
+  private lifetime = new AbortController();
+  private running: Promise<void> | undefined;
 
   constructor(
     kubeConfig: KubeConfig,
     private readonly log: Logger,
     private readonly options: ListWatchCacheOptions<T>,
   ) {
-    this.listTimeoutMs = options.listTimeoutMs ?? 60_000;
-    this.restartDelayMs = options.restartDelayMs ?? 1000;
+    this.resource = options.resource;
+    this.http = new KubeHttp(kubeConfig);
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.backoff = new Backoff(this.clock, this.random, options.backoff);
+    this.listTimeoutMs = options.listTimeoutMs ?? 30_000;
     this.listPageSize = options.listPageSize ?? 500;
-    const watch = new SlimWatch(kubeConfig, options.slim, () => this.stopped);
-    this.informer = new ListWatch(options.path, watch, () => this.listAll(), false);
-    const changed = () => {
-      this.lastEventAt = Date.now();
-      options.onChange?.();
-    };
-    this.informer.on('add', changed);
-    this.informer.on('update', changed);
-    this.informer.on('delete', changed);
-    // ListWatch stops on any error but 410 Gone; start it again, keeping what it has cached.
-    // It resumes the watch from its last resourceVersion, or lists again if it has none.
-    this.informer.on('error', (err) => {
-      if (this.stopped) return;
-      this.log.warn({ err: describeApiError(err), cached: this.size() }, `${options.resource} watch failed; serving from cache, retrying`);
-      clearTimeout(this.restartTimer);
-      this.restartTimer = setTimeout(() => void this.informer.start(), this.restartDelayMs);
+    this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? 20;
+    this.inactivityGraceMs = options.inactivityGraceMs ?? 5000;
+    this.staleAfterMs = options.staleAfterMs ?? 5 * 60_000;
+  }
+
+  /** Starts listing and watching; resolves once the first list has arrived or failed. */
+  start(): Promise<void> {
+    if (this.running) return Promise.resolve();
+    if (this.lifetime.signal.aborted) this.lifetime = new AbortController();
+    this.startedAt = this.clock.now();
+    return new Promise((firstListDone) => {
+      this.running = this.run(firstListDone);
     });
   }
 
-  async start(): Promise<void> {
-    this.stopped = false;
-    if (this.lifetime.signal.aborted) this.lifetime = new AbortController();
-    await this.informer.start();
-  }
-
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.restartTimer);
     this.lifetime.abort();
-    await this.informer.stop();
+    await this.running;
+    this.running = undefined;
   }
 
   /** True once a full list has arrived. */
@@ -137,23 +148,28 @@ export class ListWatchCache<T extends KubernetesObject> {
   }
 
   get(name: string): T | undefined {
-    return this.informer.get(name);
+    return this.store.get(name);
   }
 
   list(): readonly T[] {
-    return this.informer.list();
+    return [...this.store.values()];
   }
 
   size(): number {
-    return this.informer.list().length;
+    return this.store.size;
+  }
+
+  /** GET one object of the collection on a connection of its own, bounded by `ms`. */
+  getOne(name: string, ms: number): Promise<T> {
+    const path = `${this.options.path}/${encodeURIComponent(name)}`;
+    return this.bounded(`GET ${this.resource} ${name}`, ms, (signal) => this.http.getJson<T>(path, {}, signal));
   }
 
   /**
    * Runs `request` so that it is aborted after `ms` or by stop(). The race settles it on time
-   * even if the client is stuck before the socket (in an auth plugin, say). The timer is
-   * cleared once it settles: a signal left armed would hold the response until it fired.
+   * even if the request is stuck before the socket (in an auth plugin, say).
    */
-  async bounded<R>(what: string, ms: number, request: (options: ConfigurationOptions) => Promise<R>): Promise<R> {
+  private async bounded<R>(what: string, ms: number, request: (signal: AbortSignal) => Promise<R>): Promise<R> {
     const controller = new AbortController();
     let reason = '';
     const abandon = (why: string) => {
@@ -163,37 +179,178 @@ export class ListWatchCache<T extends KubernetesObject> {
     const aborted = new Promise<never>((_, reject) => {
       controller.signal.addEventListener('abort', () => reject(new AbandonedError(reason)), { once: true });
     });
-    const timer = setTimeout(() => abandon(`${what} timed out after ${ms} ms`), ms);
-    const onStop = () => abandon(`${what} abandoned: ${this.options.resource} cache stopped`);
+    const timer = this.clock.setTimeout(() => abandon(`${what} timed out after ${ms} ms`), ms);
+    const onStop = () => abandon(`${what} abandoned: ${this.resource} cache stopped`);
     const { signal: stopped } = this.lifetime;
     stopped.addEventListener('abort', onStop, { once: true });
     if (stopped.aborted) onStop();
     try {
-      return await Promise.race([request(abortable(controller.signal)), aborted]);
+      return await Promise.race([request(controller.signal), aborted]);
     } catch (err) {
       throw controller.signal.aborted ? new AbandonedError(reason) : err;
     } finally {
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       stopped.removeEventListener('abort', onStop);
     }
   }
 
+  private async run(firstListDone: () => void): Promise<void> {
+    const { signal } = this.lifetime;
+    while (!signal.aborted) {
+      let restart: Restart | undefined;
+      if (this.resumeFrom === undefined) {
+        try {
+          await this.relist();
+        } catch (err) {
+          restart = { reason: 'list_failed', err: errorMessage(err) };
+        }
+        firstListDone();
+      }
+      if (!restart) restart = await this.watchOnce(signal);
+      if (signal.aborted) break;
+      if (!restart) continue;
+      this.restarted(restart);
+      // A watch given up for silence has waited long enough already; everything else backs off.
+      if (restart.reason !== 'inactive') await this.sleep(this.backoff.next(), signal);
+    }
+    firstListDone();
+  }
+
   /** Lists in pages, as client-go does; every page is slimmed before the next is fetched. */
-  private async listAll(): Promise<KubernetesListObject<T>> {
-    const items: T[] = [];
-    let page: KubernetesListObject<T>;
-    let _continue: string | undefined;
+  private async relist(): Promise<void> {
+    const items = new Map<string, T>();
+    let page: KubernetesListObject<T> & { metadata?: { continue?: string } };
+    let next: string | undefined;
     do {
-      page = await this.bounded(`list of ${this.options.resource}s`, this.listTimeoutMs, (options) =>
-        this.options.listPage({ limit: this.listPageSize, ...(_continue ? { _continue } : {}) }, options),
-      );
-      for (const item of page.items) items.push(this.options.slim(item));
-      _continue = page.metadata?._continue;
-    } while (_continue);
-    this.listed = true;
-    this.lastEventAt = Date.now();
-    this.options.onChange?.();
+      const query = { limit: this.listPageSize, continue: next };
+      page = await this.bounded(`list of ${this.resource}s`, this.listTimeoutMs, (signal) => this.http.getJson(this.options.path, query, signal));
+      for (const item of page.items) {
+        const name = item.metadata?.name;
+        if (name) items.set(name, this.options.slim(item));
+      }
+      next = page.metadata?.continue || undefined;
+    } while (next);
+    const relisted = this.listed;
+    // The list replaces the cache: what it does not carry has been deleted.
+    this.store = items;
     // Every page carries the resourceVersion of the one snapshot the pages were cut from.
-    return { ...page, items };
+    this.resumeFrom = page.metadata?.resourceVersion ?? '';
+    this.listed = true;
+    this.lastEventAt = this.lastSuccessAt = this.clock.now();
+    this.options.onChange?.();
+    if (relisted) this.reporter?.relisted();
+  }
+
+  /** One watch, until it ends; what to restart for, or nothing when it ended as it should. */
+  private async watchOnce(stopped: AbortSignal): Promise<Restart | undefined> {
+    const timeoutSeconds = Math.floor(this.watchTimeoutSeconds * (1 + this.random() / 2));
+    const deadlineMs = timeoutSeconds * 1000 + this.inactivityGraceMs;
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    stopped.addEventListener('abort', stop, { once: true });
+    let opened = false;
+    let lines = 0;
+    let lastDataAt = this.clock.now();
+    let inactive = false;
+    let errorEvent: KubeApiError | undefined;
+    let badLine: string | undefined;
+    // One timer per deadline rather than one per chunk: it re-arms itself from the last chunk.
+    let timer: unknown;
+    const check = () => {
+      const idle = this.clock.now() - lastDataAt;
+      if (idle < deadlineMs) return void (timer = this.clock.setTimeout(check, deadlineMs - idle));
+      inactive = true;
+      controller.abort();
+    };
+    timer = this.clock.setTimeout(check, deadlineMs);
+    const query = { resourceVersion: this.resumeFrom || undefined, allowWatchBookmarks: true, timeoutSeconds };
+    let broken: unknown;
+    try {
+      await this.http.watch(this.options.path, query, controller.signal, {
+        onData: () => {
+          opened = true;
+          lastDataAt = this.clock.now();
+        },
+        onLine: (line) => {
+          try {
+            errorEvent ??= this.apply(JSON.parse(line) as WatchEvent<T>);
+            lines++;
+          } catch (err) {
+            badLine = errorMessage(err);
+            controller.abort();
+          }
+        },
+      });
+    } catch (err) {
+      broken = err;
+    } finally {
+      this.clock.clearTimeout(timer);
+      stopped.removeEventListener('abort', stop);
+    }
+    if (stopped.aborted) return undefined;
+    // Resume only after the server ended a watch that confirmed its resourceVersion. After any
+    // other end the next connection may reach another API server, on other storage: list again.
+    const renewed = !errorEvent && !inactive && !badLine && !broken && lines > 0;
+    if (renewed) return undefined;
+    this.resumeFrom = undefined;
+    if (errorEvent) return restartFor(errorEvent);
+    if (inactive) return { reason: 'inactive', err: `no byte for ${deadlineMs} ms (watch timeoutSeconds ${timeoutSeconds})` };
+    if (badLine) return { reason: 'stream_broken', err: `unreadable watch event: ${badLine}` };
+    if (broken instanceof KubeApiError) return restartFor(broken);
+    if (broken) return { reason: opened ? 'stream_broken' : 'watch_failed', err: errorMessage(broken) };
+    return { reason: 'closed_without_events', err: `the watch from resourceVersion ${query.resourceVersion ?? '(none)'} ended with no event or bookmark` };
+  }
+
+  /** Applies one watch event; an ERROR event is returned as the error it carries. */
+  private apply(event: WatchEvent<T>): KubeApiError | undefined {
+    const { type, object } = event;
+    if (!object || typeof object !== 'object') throw new Error(`event ${type} has no object`);
+    if (type === 'ERROR') return statusError(object, 500);
+    const name = object.metadata?.name;
+    const resourceVersion = object.metadata?.resourceVersion;
+    if (type === 'ADDED' || type === 'MODIFIED') {
+      if (name) this.store.set(name, this.options.slim(object));
+    } else if (type === 'DELETED') {
+      if (name) this.store.delete(name);
+    } else if (type !== 'BOOKMARK') {
+      throw new Error(`unknown event type ${String(type)}`);
+    }
+    if (resourceVersion) this.resumeFrom = resourceVersion;
+    const now = this.clock.now();
+    this.lastSuccessAt = now;
+    if (type !== 'BOOKMARK') {
+      this.lastEventAt = now;
+      this.options.onChange?.();
+    }
+    return undefined;
+  }
+
+  private restarted({ reason, err }: Restart): void {
+    this.reporter?.restarted(reason);
+    const now = this.clock.now();
+    const staleMs = now - (this.lastSuccessAt || this.startedAt);
+    this.log.warn(
+      { resource: this.resource, reason, err, cached: this.size(), sinceLastSuccessS: Math.round(staleMs / 1000) },
+      `${this.resource} watch restarting (${reason}): listing again; serving from cache meanwhile`,
+    );
+    if (staleMs >= this.staleAfterMs && now - this.lastStaleErrorAt >= this.staleAfterMs) {
+      this.lastStaleErrorAt = now;
+      this.log.error(
+        { resource: this.resource, reason, err, cached: this.size(), sinceLastSuccessS: Math.round(staleMs / 1000) },
+        `no ${this.resource} list or watch event has succeeded for ${Math.round(staleMs / 1000)} s; the cached ${this.resource}s may be stale`,
+      );
+    }
+  }
+
+  private sleep(ms: number, stopped: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.clock.clearTimeout(timer);
+        stopped.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = this.clock.setTimeout(done, ms);
+      stopped.addEventListener('abort', done, { once: true });
+    });
   }
 }

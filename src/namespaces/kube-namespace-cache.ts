@@ -1,16 +1,18 @@
 // Namespace labels from the API server: a list+watch cache, with a live GET for names the
-// cache has not seen yet (a Namespace and its workloads sent in one `kubectl apply`).
-import { CoreV1Api, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
+// cache has not seen yet (a Namespace and its workloads sent in one `kubectl apply`). The GET
+// has a connection and a deadline of its own: a watch socket gone silent cannot stall it.
+import type { KubeConfig, V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { NamespaceLookup } from '../admission/admit.js';
-import { describeApiError } from '../kube/api-error.js';
-import { AbandonedError, ListWatchCache, type ListWatchCacheOptions } from '../kube/list-watch-cache.js';
+import { KubeApiError } from '../kube/kube-http.js';
+import { AbandonedError, ListWatchCache, type ListWatchCacheOptions, type WatchedResource } from '../kube/list-watch-cache.js';
+import { errorMessage } from '../errors.js';
 import type { NamespaceSource } from './namespace-source.js';
 
-export interface KubeNamespaceCacheOptions extends Pick<ListWatchCacheOptions<V1Namespace>, 'listTimeoutMs' | 'restartDelayMs' | 'listPageSize'> {
+export type KubeNamespaceCacheOptions = Omit<ListWatchCacheOptions<V1Namespace>, 'path' | 'resource' | 'slim' | 'onChange'> & {
   /** Bound on the live GET of a cache miss; well under the webhook's timeoutSeconds. */
   getTimeoutMs?: number;
-}
+};
 
 /**
  * What the cache keeps of a Namespace: name, labels, and the resourceVersion the watch resumes
@@ -22,22 +24,18 @@ function slim(namespace: V1Namespace): V1Namespace {
 }
 
 export class KubeNamespaceCache implements NamespaceSource {
-  private readonly api: CoreV1Api;
   private readonly cache: ListWatchCache<V1Namespace>;
   private readonly getTimeoutMs: number;
   private readonly pendingGets = new Map<string, Promise<NamespaceLookup>>();
 
   constructor(kubeConfig: KubeConfig, log: Logger, options: KubeNamespaceCacheOptions = {}) {
-    const api = kubeConfig.makeApiClient(CoreV1Api);
-    this.api = api;
     this.getTimeoutMs = options.getTimeoutMs ?? 2000;
-    this.cache = new ListWatchCache(kubeConfig, log, {
-      ...options,
-      path: '/api/v1/namespaces',
-      resource: 'namespace',
-      listPage: (page, requestOptions) => api.listNamespace(page, requestOptions),
-      slim,
-    });
+    this.cache = new ListWatchCache(kubeConfig, log, { ...options, path: '/api/v1/namespaces', resource: 'namespace', slim });
+  }
+
+  /** The watch's health, for the metrics. */
+  get watch(): WatchedResource {
+    return this.cache;
   }
 
   /** Unix time in ms of the last list or watch event, for the staleness metric. */
@@ -75,14 +73,12 @@ export class KubeNamespaceCache implements NamespaceSource {
 
   private async liveGet(name: string): Promise<NamespaceLookup> {
     try {
-      const ns = await this.cache.bounded(`GET namespace ${name}`, this.getTimeoutMs, (options) =>
-        this.api.readNamespace({ name }, options),
-      );
+      const ns = await this.cache.getOne(name, this.getTimeoutMs);
       return { found: true, labels: ns.metadata?.labels ?? {} };
     } catch (err) {
-      if ((err as { code?: number }).code === 404) return { found: false, reason: `namespace ${name} not found` };
+      if (err instanceof KubeApiError && err.status === 404) return { found: false, reason: `namespace ${name} not found` };
       if (err instanceof AbandonedError) return { found: false, reason: err.message };
-      return { found: false, reason: `GET namespace ${name} failed: ${describeApiError(err)}` };
+      return { found: false, reason: `GET namespace ${name} failed: ${errorMessage(err)}` };
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { NamespaceLookup } from '../admission/admit.js';
+import type { WatchedResource } from '../kube/list-watch-cache.js';
 
 /** Where the webhook reads namespace labels: a cluster (watch-backed cache) or a file. */
 export interface NamespaceSource {
@@ -11,6 +12,8 @@ export interface NamespaceSource {
    * reading the file); 0 or absent when never. Only read for the staleness metric.
    */
   readonly lastEventAt?: number;
+  /** The list+watch behind a cluster source, for the watch health metrics. */
+  readonly watch?: WatchedResource;
   start(): Promise<void>;
   stop(): Promise<void>;
 }

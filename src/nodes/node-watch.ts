@@ -1,9 +1,9 @@
 // Counts schedulable nodes and zones for the node-aware warnings (serve --watch-nodes). A
 // list+watch keeps the counts current; until the first list they are unknown, and the warnings
 // that need them are left out rather than guessed.
-import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ListWatchCache, type ListWatchCacheOptions } from '../kube/list-watch-cache.js';
+import { ListWatchCache, type ListWatchCacheOptions, type WatchedResource } from '../kube/list-watch-cache.js';
 import { TOPOLOGY_KEYS } from '../mutation/anti-affinity.js';
 import type { NodeCounts } from '../mutation/scheduling-warnings.js';
 
@@ -40,7 +40,7 @@ export function slimNode(node: V1Node): V1Node {
 // Node status changes arrive in bursts; one recount per burst is enough.
 const RECOUNT_DELAY_MS = 200;
 
-export type NodeWatchOptions = Pick<ListWatchCacheOptions<V1Node>, 'listTimeoutMs' | 'restartDelayMs' | 'listPageSize'>;
+export type NodeWatchOptions = Omit<ListWatchCacheOptions<V1Node>, 'path' | 'resource' | 'slim' | 'onChange'>;
 
 export class NodeWatch {
   private readonly cache: ListWatchCache<V1Node>;
@@ -48,16 +48,19 @@ export class NodeWatch {
   private current: NodeCounts | undefined;
 
   constructor(kubeConfig: KubeConfig, private readonly log: Logger, options: NodeWatchOptions = {}) {
-    const api = kubeConfig.makeApiClient(CoreV1Api);
     this.cache = new ListWatchCache(kubeConfig, log, {
       ...options,
       path: '/api/v1/nodes',
       resource: 'node',
-      listPage: (page, requestOptions) => api.listNode(page, requestOptions),
       slim: slimNode,
       // Recount on events rather than per admission request: clusters can have thousands of nodes.
       onChange: () => this.scheduleRecount(),
     });
+  }
+
+  /** The watch's health, for the metrics. */
+  get watch(): WatchedResource {
+    return this.cache;
   }
 
   /** The current counts, or undefined until the first list has arrived. */

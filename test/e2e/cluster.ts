@@ -23,6 +23,12 @@ export interface Cluster {
   token: string;
   dir: string;
   kubectl(args: string[], opts?: { stdin?: string; allowFail?: boolean }): Promise<KubectlResult>;
+  /**
+   * Stops the API server and etcd and starts both again on an empty data directory, as after a
+   * restore from an empty backup: resourceVersions start over. Same ports, certificates and
+   * token, so every kubeconfig keeps working.
+   */
+  restartOnEmptyStorage(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -80,15 +86,15 @@ export async function startCluster(opts: { apiserverBinary?: string } = {}): Pro
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   // etcd 3.4: a custom client URL needs an advertise URL, and a custom peer URL
   // must match --initial-cluster, otherwise it falls back to localhost:2380.
-  const etcd = startProcess('etcd', etcdBin, dir, [
+  const etcdArgs = [
     '--data-dir', join(dir, 'etcd'),
     '--listen-client-urls', etcdUrl,
     '--advertise-client-urls', etcdUrl,
     '--listen-peer-urls', peerUrl,
     '--initial-advertise-peer-urls', peerUrl,
     '--initial-cluster', `default=${peerUrl}`,
-  ]);
-  const apiserver = startProcess('kube-apiserver', apiserverBin, dir, [
+  ];
+  const apiserverArgs = [
     '--etcd-servers', etcdUrl,
     '--secure-port', String(securePort),
     '--bind-address', '127.0.0.1',
@@ -103,7 +109,9 @@ export async function startCluster(opts: { apiserverBinary?: string } = {}): Pro
     '--authorization-mode', 'RBAC',
     // No controller-manager mints ServiceAccount tokens, so this plugin would reject every Pod.
     '--disable-admission-plugins', 'ServiceAccount',
-  ]);
+  ];
+  let etcd = startProcess('etcd', etcdBin, dir, etcdArgs);
+  let apiserver = startProcess('kube-apiserver', apiserverBin, dir, apiserverArgs);
 
   const kubectl = (args: string[], o: { stdin?: string; allowFail?: boolean } = {}) =>
     // Own discovery cache: the default ~/.kube/cache would collect one entry per random port.
@@ -117,21 +125,34 @@ export async function startCluster(opts: { apiserverBinary?: string } = {}): Pro
       await rm(dir, { recursive: true, force: true });
     })());
 
-  try {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    await waitFor('/readyz', deadline, [etcd, apiserver], () => readyz(server, token, caFile));
-    // The apiserver creates the default namespace shortly after it is ready.
-    await waitFor('namespace "default"', deadline, [etcd, apiserver], async () => {
-      const r = await kubectl(['get', 'namespace', 'default'], { allowFail: true });
-      return r.code === 0 || r.stderr.trim();
-    });
-  } catch (err) {
-    const logs = await Promise.all([apiserver, etcd].map(async (p) => `--- ${p.name} log (tail) ---\n${await tail(p.log)}`));
-    await stop();
-    throw new Error(`cluster did not start: ${(err as Error).message}\n${logs.join('\n')}`);
-  }
+  const ready = async () => {
+    try {
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      await waitFor('/readyz', deadline, [etcd, apiserver], () => readyz(server, token, caFile));
+      // The apiserver creates the default namespace shortly after it is ready.
+      await waitFor('namespace "default"', deadline, [etcd, apiserver], async () => {
+        const r = await kubectl(['get', 'namespace', 'default'], { allowFail: true });
+        return r.code === 0 || r.stderr.trim();
+      });
+    } catch (err) {
+      const logs = await Promise.all([apiserver, etcd].map(async (p) => `--- ${p.name} log (tail) ---\n${await tail(p.log)}`));
+      await stop();
+      throw new Error(`cluster did not start: ${(err as Error).message}\n${logs.join('\n')}`);
+    }
+  };
+  await ready();
 
-  return { kubeconfig, server, token, dir, kubectl, stop };
+  const restartOnEmptyStorage = async () => {
+    await stopProcess(apiserver);
+    await stopProcess(etcd);
+    await rm(join(dir, 'etcd'), { recursive: true, force: true });
+    // The cert dir keeps the API server's self-signed certificate: kubeconfigs still trust it.
+    etcd = startProcess('etcd', etcdBin, dir, etcdArgs);
+    apiserver = startProcess('kube-apiserver', apiserverBin, dir, apiserverArgs);
+    await ready();
+  };
+
+  return { kubeconfig, server, token, dir, kubectl, restartOnEmptyStorage, stop };
 }
 
 function kubeconfigFor(server: string, caFile: string, token: string) {

@@ -17,24 +17,14 @@ import { buildServer } from '../../src/server.js';
 import * as fx from '../fixtures/objects.js';
 import { generateCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from './cluster.js';
+import { nodeManifest } from './node-manifest.js';
 
 const REQUIRED = { 'realip.io/inject': 'enabled', 'realip.io/anti-affinity': 'required' };
 
 let cluster: Cluster;
 let watch: NodeWatch;
 
-function node(name: string, ready: 'True' | 'False', zone: string): string {
-  return `apiVersion: v1
-kind: Node
-metadata:
-  name: ${name}
-  labels: {kubernetes.io/hostname: ${name}, topology.kubernetes.io/zone: ${zone}}
-status:
-  conditions:
-  - {type: Ready, status: "${ready}", reason: E2E, message: set by the test}
----
-`;
-}
+const node = nodeManifest;
 
 async function countsBecome(expected: NodeCounts): Promise<void> {
   const deadline = Date.now() + 15_000;
@@ -48,7 +38,7 @@ before(async () => {
   cluster = await startCluster();
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(cluster.kubeconfig);
-  watch = new NodeWatch(kubeConfig, pino({ level: 'silent' }), { restartDelayMs: 200 });
+  watch = new NodeWatch(kubeConfig, pino({ level: 'silent' }), { backoff: { initialMs: 200 } });
 });
 
 after(async () => {

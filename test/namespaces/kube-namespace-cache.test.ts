@@ -1,5 +1,6 @@
 // The namespace cache against a fake API server that fails on demand: down, slow, 410 Gone,
 // dropped watches, a lagging watch. Waits poll with a generous bound; nothing asserts a duration.
+// Deadlines and backoff, on an injected clock, are in watch-healing.test.ts.
 //   node --import tsx --test test/namespaces/kube-namespace-cache.test.ts
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -55,7 +56,7 @@ beforeEach(async () => {
   server.set('other', { team: 'b' });
   cache = new KubeNamespaceCache(server.kubeConfig(), pino({ level: 'silent' }), {
     getTimeoutMs: GET_TIMEOUT_MS,
-    restartDelayMs: RESTART_DELAY_MS,
+    backoff: { initialMs: RESTART_DELAY_MS, maxMs: RESTART_DELAY_MS },
   });
 });
 
@@ -76,7 +77,7 @@ describe('first list', () => {
     assert.deepEqual(await labelsOf(cache, 'demo'), { ...ENABLED, team: 'a' });
     assert.deepEqual(await labelsOf(cache, 'other'), { team: 'b' });
     assert.equal(server.count('get'), 0, 'a listed namespace needs no GET');
-    assert.equal(server.openWatches, 1, 'the watch stays open after the list');
+    await until('the watch to open after the list', () => server.openWatches === 1);
   });
 
   it('stays not ready while the API server is down, and becomes ready once it answers', async () => {
@@ -102,7 +103,7 @@ describe('first list', () => {
   it('retries a list that hangs, instead of waiting for it forever', async () => {
     cache = new KubeNamespaceCache(server.kubeConfig(), pino({ level: 'silent' }), {
       getTimeoutMs: GET_TIMEOUT_MS,
-      restartDelayMs: RESTART_DELAY_MS,
+      backoff: { initialMs: RESTART_DELAY_MS, maxMs: RESTART_DELAY_MS },
       listTimeoutMs: 300,
     });
     server.listDelayMs = 60_000;
@@ -196,11 +197,24 @@ describe('watch dropped', () => {
     await cache.start();
   });
 
-  it('resumes after the stream ends and sees a change made meanwhile', async () => {
+  it('resumes without a list after the server ends a watch that delivered an event, and sees a change made meanwhile', async () => {
+    await until('the watch', () => server.openWatches === 1);
+    server.set('demo', { ...ENABLED, team: 'seen-by-the-watch' });
+    await until('the watch event', async () => (await labelsOf(cache, 'demo'))?.['team'] === 'seen-by-the-watch');
+    server.endWatches();
+    server.set('demo', { ...ENABLED, team: 'changed-between-watches' });
+    await until('the change to arrive', async () => (await labelsOf(cache, 'demo'))?.['team'] === 'changed-between-watches');
+    assert.equal(server.count('list'), 1, 'resumed from the resourceVersion the watch confirmed');
+  });
+
+  it('lists again after the stream breaks, even one that delivered events: the next connection may reach other storage', async () => {
+    await until('the watch', () => server.openWatches === 1);
+    server.set('demo', { ...ENABLED, team: 'seen-by-the-watch' });
+    await until('the watch event', async () => (await labelsOf(cache, 'demo'))?.['team'] === 'seen-by-the-watch');
     server.dropWatches();
     server.set('demo', { ...ENABLED, team: 'changed-while-dropped' });
     await until('the change to arrive', async () => (await labelsOf(cache, 'demo'))?.['team'] === 'changed-while-dropped');
-    assert.equal(server.count('list'), 1, 'resumed from its resourceVersion without listing again');
+    assert.equal(server.count('list'), 2);
   });
 
   it('serves stale labels while the API server is down, then picks up the change made during the outage', async () => {

@@ -1,6 +1,7 @@
 // A stand-in for the Kubernetes API server's namespace endpoints, for fault injection at unit
-// level: list, watch (JSON lines, kept open, resumable from a resourceVersion), GET by name, and
-// knobs to take it down, slow it, answer 410 Gone or drop the watch streams.
+// level: list, watch (JSON lines, kept open, resumable from a resourceVersion, bookmarks), GET by
+// name, and knobs to take it down, slow it, answer 410 Gone or "too large resource version", end
+// or drop the watch streams, and come back on restored storage (resourceVersions start over).
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -35,6 +36,9 @@ export interface RequestRecord {
   path: string;
   name?: string;
   resourceVersion?: string;
+  /** The watch's query: timeoutSeconds and allowWatchBookmarks as sent. */
+  timeoutSeconds?: string;
+  allowWatchBookmarks?: string;
   at: number;
 }
 
@@ -47,6 +51,8 @@ export class FakeApiServer {
   listDelayMs = 0;
   /** Answer the next watches with HTTP 410 Gone. */
   goneWatches = 0;
+  /** Answer the next watches as a newer API server answers one from a resourceVersion it has not reached. */
+  tooLargeWatches: { count: number; as: 'http' | 'event' } = { count: 0, as: 'http' };
   /** Events older than this resourceVersion are compacted away: a watch from before gets a 410 ERROR event. */
   compactedBefore = 0;
   /** Keep new events from open watches, as a lagging watch would, until releaseEvents(). */
@@ -59,7 +65,8 @@ export class FakeApiServer {
 
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   private readonly sockets = new Set<Socket>();
-  private readonly watches = new Set<http.ServerResponse>();
+  /** Open watch streams and the resourceVersion each started from: older events are not sent to it. */
+  private readonly watches = new Map<http.ServerResponse, number>();
   private readonly namespaces = new Map<string, Namespace>();
   private readonly history: WatchEvent[] = [];
   private readonly held: WatchEvent[] = [];
@@ -141,8 +148,33 @@ export class FakeApiServer {
 
   /** Ends every open watch stream abruptly (socket destroyed, no clean end). */
   dropWatches(): void {
-    for (const res of this.watches) res.socket?.destroy();
+    for (const res of this.watches.keys()) res.socket?.destroy();
     this.watches.clear();
+  }
+
+  /** Ends every open watch stream cleanly, as the API server does at the watch's timeoutSeconds. */
+  endWatches(): void {
+    for (const res of this.watches.keys()) res.end();
+    this.watches.clear();
+  }
+
+  /** Sends a BOOKMARK with the current resourceVersion to every open watch. */
+  bookmark(): void {
+    const object = { kind: 'Namespace', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } };
+    for (const res of this.watches.keys()) res.write(JSON.stringify({ type: 'BOOKMARK', object }) + '\n');
+  }
+
+  /**
+   * Storage restored from a backup taken before `namespaces` changed: only these namespaces
+   * exist, and resourceVersions start over far below what clients have seen. Open watches stay
+   * open, as a watch from a resourceVersion the storage has not reached does on an API server of
+   * 1.20: it sends nothing, not even bookmarks, since every new event is older than its start.
+   */
+  restoreStorage(namespaces: Record<string, Record<string, string>>): void {
+    this.namespaces.clear();
+    this.history.length = 0;
+    this.rv = 10;
+    for (const [name, labels] of Object.entries(namespaces)) this.set(name, labels);
   }
 
   /** Takes the server down (all connections destroyed) or brings it back. */
@@ -170,13 +202,17 @@ export class FakeApiServer {
   /** Sends the events kept back by holdEvents to the open watches. */
   releaseEvents(): void {
     this.holdEvents = false;
-    for (const event of this.held.splice(0)) for (const res of this.watches) res.write(line(event));
+    for (const event of this.held.splice(0)) this.send(event);
   }
 
   private emit(event: WatchEvent): void {
     this.history.push(event);
     if (this.holdEvents) this.held.push(event);
-    else for (const res of this.watches) res.write(line(event));
+    else this.send(event);
+  }
+
+  private send(event: WatchEvent): void {
+    for (const [res, from] of this.watches) if (event.rv > from) res.write(line(event));
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -185,7 +221,16 @@ export class FakeApiServer {
     const watching = url.pathname === '/api/v1/namespaces' && url.searchParams.get('watch') === 'true';
     const verb = watching ? 'watch' : url.pathname === '/api/v1/namespaces' ? 'list' : name ? 'get' : 'other';
     const resourceVersion = url.searchParams.get('resourceVersion') ?? undefined;
-    this.requests.push({ verb, path: url.pathname, ...(name ? { name } : {}), ...(resourceVersion !== undefined ? { resourceVersion } : {}), at: Date.now() });
+    const query = (key: string) => url.searchParams.get(key) ?? undefined;
+    this.requests.push({
+      verb,
+      path: url.pathname,
+      ...(name ? { name } : {}),
+      ...(resourceVersion !== undefined ? { resourceVersion } : {}),
+      ...(query('timeoutSeconds') !== undefined ? { timeoutSeconds: query('timeoutSeconds') } : {}),
+      ...(query('allowWatchBookmarks') !== undefined ? { allowWatchBookmarks: query('allowWatchBookmarks') } : {}),
+      at: Date.now(),
+    });
 
     if (req.headers.authorization !== `Bearer ${FAKE_TOKEN}`) return status(res, 401, 'Unauthorized');
     if (verb === 'watch') return this.watch(res, resourceVersion);
@@ -228,15 +273,24 @@ export class FakeApiServer {
       return status(res, 410, 'Gone', 'too old resource version');
     }
     const from = resourceVersion ? Number(resourceVersion) : this.rv;
+    const tooLarge = this.tooLargeWatches.count > 0 && from > this.rv;
+    if (tooLarge) this.tooLargeWatches.count--;
+    // What kube-apiserver 1.27+ answers (after a 3 s wait) for a resourceVersion it has not reached.
+    const tooLargeStatus = {
+      ...statusBody(504, 'Timeout', `Too large resource version: ${from}, current: ${this.rv}`),
+      details: { causes: [{ reason: 'ResourceVersionTooLarge', message: `Too large resource version` }], retryAfterSeconds: 1 },
+    };
+    if (tooLarge && this.tooLargeWatches.as === 'http') return json(res, 504, tooLargeStatus);
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
+    if (tooLarge) return void res.end(JSON.stringify({ type: 'ERROR', object: tooLargeStatus }) + '\n');
     if (from < this.compactedBefore) {
       // What a real API server does when the resourceVersion has been compacted: one ERROR event, then end.
       res.end(JSON.stringify({ type: 'ERROR', object: statusBody(410, 'Expired', `too old resource version: ${from}`) }) + '\n');
       return;
     }
     for (const event of this.history) if (event.rv > from) res.write(line(event));
-    this.watches.add(res);
+    this.watches.set(res, from);
     res.on('close', () => this.watches.delete(res));
   }
 }
