@@ -6,7 +6,10 @@
 set -euo pipefail
 
 VERSION=${NODE_VERSION:-24.21.0}
-PREFIX=${NODE_CACHE:-/var/cache/realip-webhook}/node-$VERSION
+# /var/cache for root (CI, and kept on the machine between runs); a user's own cache otherwise.
+default_cache=/var/cache/realip-webhook
+[[ $EUID -eq 0 ]] || default_cache=${XDG_CACHE_HOME:-$HOME/.cache}/realip-webhook
+PREFIX=${NODE_CACHE:-$default_cache}/node-$VERSION
 BIN=$PREFIX/node_modules/.bin
 
 if ! "$BIN/node" --version >/dev/null 2>&1; then
