@@ -4,7 +4,7 @@
 import { auditUsage, runAuditCommand } from './commands/audit.js';
 import { runMutate, mutateUsage } from './commands/mutate.js';
 import { ConfigError, parseServeConfig, serveUsage } from './config.js';
-import { serve } from './serve.js';
+import { serve } from './commands/serve.js';
 
 interface Command {
   summary: string;

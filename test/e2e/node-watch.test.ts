@@ -13,7 +13,7 @@ import type { NamespaceLookup } from '../../src/admission/admit.js';
 import type { NodeCounts } from '../../src/mutation/scheduling-warnings.js';
 import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
 import { NodeWatch } from '../../src/nodes/node-watch.js';
-import { buildServer } from '../../src/server.js';
+import { buildServer } from '../../src/server/webhook-server.js';
 import * as fx from '../fixtures/objects.js';
 import { generateCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from './cluster.js';

@@ -17,7 +17,7 @@ import { admit, type NamespaceLookup } from '../../src/admission/admit.js';
 import { InvalidReviewError } from '../../src/admission/invalid-review.js';
 import { parseReview } from '../../src/admission/review.js';
 import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
-import { buildServer } from '../../src/server.js';
+import { buildServer } from '../../src/server/webhook-server.js';
 import { applyStrict, decodePatch } from '../support/patch.js';
 import { fuzzBody, NAMESPACE_LABELS, prng } from './random-review.js';
 

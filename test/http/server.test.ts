@@ -13,7 +13,7 @@ import request from 'supertest';
 import type { NamespaceLookup } from '../../src/admission/admit.js';
 import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.js';
 import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
-import { BODY_LIMIT_BYTES, buildServer } from '../../src/server.js';
+import { BODY_LIMIT_BYTES, buildServer } from '../../src/server/webhook-server.js';
 import { deployment, generateNamePod, review, service } from '../fixtures/objects.js';
 import { generateCerts } from '../support/certs.js';
 import type { Json } from '../support/json.js';

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { admit, FailClosedError, type NamespaceLookup } from '../../src/admission/admit.js';
 import { parseReview } from '../../src/admission/review.js';
 import { KubeNamespaceCache } from '../../src/namespaces/kube-namespace-cache.js';
-import { buildServer } from '../../src/server.js';
+import { buildServer } from '../../src/server/webhook-server.js';
 import { deployment, review } from '../fixtures/objects.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 

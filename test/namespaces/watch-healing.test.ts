@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import { Backoff } from '../../src/kube/backoff.js';
-import { WebhookMetrics } from '../../src/metrics.js';
+import { WebhookMetrics } from '../../src/server/metrics.js';
 import { KubeNamespaceCache } from '../../src/namespaces/kube-namespace-cache.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { FakeClock } from '../support/fake-clock.js';

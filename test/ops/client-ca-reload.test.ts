@@ -7,10 +7,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ClientCaReloader } from '../../src/client-certificate.js';
+import { ClientCaReloader } from '../../src/server/client-certificate.js';
 import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.js';
-import { readCaBundle, readKeyPair, secureContextOptions } from '../../src/tls.js';
-import { CertificateReloader } from '../../src/tls-reload.js';
+import { readCaBundle, readKeyPair, secureContextOptions } from '../../src/server/tls.js';
+import { CertificateReloader } from '../../src/server/tls-reload.js';
 import { deployment, review } from '../fixtures/objects.js';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
 import { eventually, generateClientCerts, NAMESPACES_YAML, send, startServer, type ClientCredentials, type Running } from './harness.js';

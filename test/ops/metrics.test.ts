@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NamespaceLookup } from '../../src/admission/admit.js';
-import { WebhookMetrics } from '../../src/metrics.js';
+import { WebhookMetrics } from '../../src/server/metrics.js';
 import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.js';
 import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
 import { deployment, review, service } from '../fixtures/objects.js';

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.js';
-import { readKeyPair } from '../../src/tls.js';
-import { CertificateReloader } from '../../src/tls-reload.js';
+import { readKeyPair } from '../../src/server/tls.js';
+import { CertificateReloader } from '../../src/server/tls-reload.js';
 import { deployment, review } from '../fixtures/objects.js';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
 import {

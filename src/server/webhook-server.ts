@@ -2,16 +2,16 @@
 import underPressure from '@fastify/under-pressure';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { admit, FailClosedError, type AdmitOptions, type NamespaceLookup } from './admission/admit.js';
-import { InvalidReviewError } from './admission/invalid-review.js';
-import { parseReview } from './admission/review.js';
-import type { NodeCounts } from './mutation/scheduling-warnings.js';
-import type { NamespaceSource } from './namespaces/namespace-source.js';
+import { admit, FailClosedError, type AdmitOptions, type NamespaceLookup } from '../admission/admit.js';
+import { InvalidReviewError } from '../admission/invalid-review.js';
+import { parseReview } from '../admission/review.js';
+import type { NodeCounts } from '../mutation/scheduling-warnings.js';
+import type { NamespaceSource } from '../namespaces/namespace-source.js';
 import { requireClientCertificate } from './client-certificate.js';
 import { defaultLimits, loadShedding, reportDroppedConnections, type ServerLimits } from './limits.js';
 import type { WebhookMetrics } from './metrics.js';
 import { secureContextOptions, type ServingTls } from './tls.js';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../errors.js';
 
 // An UPDATE review carries the object and the old object, each up to the API server's 3 MiB limit.
 export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;

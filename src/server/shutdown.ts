@@ -4,7 +4,7 @@
 import closeWithGrace from 'close-with-grace';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * Serving on while unready. manifests/base also sleeps 5 s in preStop before the signal, so this

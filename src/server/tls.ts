@@ -3,7 +3,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../errors.js';
 
 export const MIN_TLS_VERSION = 'TLSv1.2';
 

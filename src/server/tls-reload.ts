@@ -8,7 +8,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { WebhookMetrics } from './metrics.js';
 import { readKeyPair, secureContextOptions, type KeyPair } from './tls.js';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../errors.js';
 
 /** A swap is a burst of events (new dir, symlink, rename, old dir removed); reload once after it. */
 export const RELOAD_DEBOUNCE_MS = 200;

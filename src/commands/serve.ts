@@ -1,19 +1,19 @@
 // The `serve` command: wires the configuration to a namespace source and the HTTPS server.
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ConfigError, type NamespaceSourceConfig, type ServeConfig } from './config.js';
-import { createLogger } from './logger.js';
-import { WebhookMetrics } from './metrics.js';
-import { buildMetricsServer } from './metrics-server.js';
-import { FileNamespaceSource } from './namespaces/file-namespace-source.js';
-import { KubeNamespaceCache } from './namespaces/kube-namespace-cache.js';
-import { NodeWatch } from './nodes/node-watch.js';
-import type { NamespaceSource } from './namespaces/namespace-source.js';
-import { buildServer } from './server.js';
-import { GracefulShutdown } from './shutdown.js';
-import { KeyPairError, readCaBundle, readKeyPair, secureContextOptions } from './tls.js';
-import { ClientCaReloader } from './client-certificate.js';
-import { CertificateReloader } from './tls-reload.js';
+import { ConfigError, type NamespaceSourceConfig, type ServeConfig } from '../config.js';
+import { createLogger } from '../server/logger.js';
+import { WebhookMetrics } from '../server/metrics.js';
+import { buildMetricsServer } from '../server/metrics-server.js';
+import { FileNamespaceSource } from '../namespaces/file-namespace-source.js';
+import { KubeNamespaceCache } from '../namespaces/kube-namespace-cache.js';
+import { NodeWatch } from '../nodes/node-watch.js';
+import type { NamespaceSource } from '../namespaces/namespace-source.js';
+import { buildServer } from '../server/webhook-server.js';
+import { GracefulShutdown } from '../server/shutdown.js';
+import { KeyPairError, readCaBundle, readKeyPair, secureContextOptions } from '../server/tls.js';
+import { ClientCaReloader } from '../server/client-certificate.js';
+import { CertificateReloader } from '../server/tls-reload.js';
 
 function loadKubeConfig(config: Exclude<NamespaceSourceConfig, { type: 'file' }>): KubeConfig {
   const kubeConfig = new KubeConfig();

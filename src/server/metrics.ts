@@ -3,10 +3,10 @@
 // them from each admission's summary; admit() itself stays free of I/O and metrics.
 import type { X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { AdmissionSummary } from './admission/admit.js';
-import type { WatchedResource } from './kube/list-watch-cache.js';
-import { WORKLOAD_KINDS } from './mutation/workload-kinds.js';
-import type { NamespaceSource } from './namespaces/namespace-source.js';
+import type { AdmissionSummary } from '../admission/admit.js';
+import type { WatchedResource } from '../kube/list-watch-cache.js';
+import { WORKLOAD_KINDS } from '../mutation/workload-kinds.js';
+import type { NamespaceSource } from '../namespaces/namespace-source.js';
 
 const PREFIX = 'realip_webhook_';
 

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { onRequestAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../errors.js';
 import { readCaBundle } from './tls.js';
 import { RELOAD_DEBOUNCE_MS } from './tls-reload.js';
 
