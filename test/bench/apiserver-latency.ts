@@ -45,9 +45,9 @@ function webhookConfiguration(name: Case, port: number, caBundle: string) {
   };
 }
 
-export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batches: number, progress: (line: string) => void) {
+export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batches: number, nodeFlags: string[], progress: (line: string) => void) {
   const client = apiClient(cluster, CLIENTS);
-  const serve = await startServe(files, cluster.kubeconfig);
+  const serve = await startServe(files, cluster.kubeconfig, undefined, nodeFlags);
   const floor = await startServer('floor', files);
   const namespaceOf = (c: Case) => `bench-${c}`;
   try {

@@ -11,7 +11,7 @@ import { apiServerLatency, type LatencyBatch } from './apiserver-latency.js';
 import { load, pinLoadGenerator, startServer, unpin, type LoadResult } from './http-load.js';
 import { inProcessRound, reviewHandler } from './in-process.js';
 import { loadProduct } from './product.js';
-import { measureServe, nodeBinaries, nodeStartup, RSS_SETTLE_MS, type NodeBinary } from './serve-process.js';
+import { imageNodeFlags, measureServe, nodeBinaries, nodeStartup, RSS_SETTLE_MS, type NodeBinary } from './serve-process.js';
 import { benchFiles, deploymentReviewBody, REPO } from './workload.js';
 
 const ROUNDS = 5;
@@ -77,8 +77,11 @@ async function httpsLoad(body: string, files: ReturnType<typeof benchFiles>, not
   if (typeof pinning === 'string') notes.push(`(b) not pinned: ${pinning}`);
   else notes.push(`(b) pinned: servers on CPU ${pinning.server} (taskset -c), autocannon (this process) on CPU ${pinning.loadGenerator}; the webhook logs at info, one line per admission`);
   const cpu = typeof pinning === 'string' ? undefined : pinning.server;
-  const webhook = await startServer('webhook', files, cpu);
-  const bare = await startServer('bare', files, cpu);
+  // Both with the image's node flags: they are the runtime's settings, not webhook logic.
+  const image = imageNodeFlags();
+  notes.push(`(b) both servers run with the node flags of ${image.from}: ${image.flags.join(' ') || 'none'}`);
+  const webhook = await startServer('webhook', files, cpu, image.flags);
+  const bare = await startServer('bare', files, cpu, image.flags);
   const results = new Map<string, LoadResult[]>();
   try {
     progress('(b) warming up both servers');
@@ -139,18 +142,18 @@ async function httpsLoad(body: string, files: ReturnType<typeof benchFiles>, not
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
 
 /** (c) and (d) on each installed Node, against the API server with no namespaces of its own and with NAMESPACES. */
-async function serveRows(api: BenchApiServer, files: ReturnType<typeof benchFiles>, nodes: NodeBinary[], filled: boolean): Promise<Row[]> {
+async function serveRows(api: BenchApiServer, files: ReturnType<typeof benchFiles>, nodes: NodeBinary[], nodeFlags: string[], filled: boolean): Promise<Row[]> {
   const count = filled ? NAMESPACES : 0;
   const rows: Row[] = [];
   for (const node of nodes) {
     progress(`(c)/(d) serve on Node ${node.version}, ${api.kind} with ${count} namespaces`);
     const rounds = [];
-    for (let i = 0; i < SERVE_ROUNDS; i++) rounds.push({ serve: await measureServe(node, files, api.kubeconfig, count), node: await nodeStartup(node) });
+    for (let i = 0; i < SERVE_ROUNDS; i++) rounds.push({ serve: await measureServe(node, files, api.kubeconfig, count, nodeFlags), node: await nodeStartup(node) });
     const readyMs = median(rounds.map((r) => r.serve.readyMs));
     const readyTarget = filled ? 800 : 500;
     rows.push({
       figure: `(d) start to ready, ${count} namespaces, Node ${node.version}`,
-      value: `${readyMs.toFixed(0)} ms`,
+      value: `${readyMs.toFixed(0)} ms (CPU ${median(rounds.map((r) => r.serve.readyCpuMs)).toFixed(0)} ms)`,
       baseline: `${median(rounds.map((r) => r.node)).toFixed(0)} ms node -e 0`,
       ratio: ratio(median(rounds.map((r) => r.serve.readyMs / r.node))),
       target: `≤ ${readyTarget / 1000} s`,
@@ -170,7 +173,7 @@ async function serveRows(api: BenchApiServer, files: ReturnType<typeof benchFile
 }
 
 async function latencyRows(cluster: Cluster, files: ReturnType<typeof benchFiles>): Promise<Row[]> {
-  const batches = await apiServerLatency(cluster, files, LATENCY_BATCHES, progress);
+  const batches = await apiServerLatency(cluster, files, LATENCY_BATCHES, imageNodeFlags().flags, progress);
   const added = (b: LatencyBatch, c: 'project' | 'floor') => b.median[c] - b.median.none;
   const r = median(batches.map((b) => added(b, 'project') / added(b, 'floor')));
   const ms = (x: number) => `${x.toFixed(2)} ms`;
@@ -196,6 +199,8 @@ async function latencyRows(cluster: Cluster, files: ReturnType<typeof benchFiles
 
 async function apiServerRows(files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
   const nodes = nodeBinaries();
+  const image = imageNodeFlags();
+  notes.push(`(c), (d), (e) run serve with the node flags of ${image.from}: ${image.flags.join(' ') || 'none'}`);
   const { api, whyNotReal } = await startBenchApiServer(files.dir);
   if (whyNotReal) {
     notes.push(`(c), (d) ran against the unit tests' fake API server and (e) was left out: ${whyNotReal}`);
@@ -203,11 +208,11 @@ async function apiServerRows(files: ReturnType<typeof benchFiles>, notes: string
     notes.push(`(c), (d), (e) ran against a real kube-apiserver + etcd on loopback (test/e2e/cluster.ts)`);
   }
   try {
-    const rows = await serveRows(api, files, nodes, false);
+    const rows = await serveRows(api, files, nodes, image.flags, false);
     if (api.cluster) rows.push(...(await latencyRows(api.cluster, files)));
     progress(`(c) adding ${NAMESPACES} namespaces to the ${api.kind}`);
     await api.addNamespaces(NAMESPACES);
-    rows.push(...(await serveRows(api, files, nodes, true)));
+    rows.push(...(await serveRows(api, files, nodes, image.flags, true)));
     return rows;
   } finally {
     await api.stop();

@@ -42,8 +42,8 @@ export function unpin(): void {
   execFileSync('taskset', ['-a', '-cp', `0-${availableParallelism() - 1}`, String(process.pid)], { stdio: 'ignore' });
 }
 
-export async function startServer(kind: ServerKind, files: BenchFiles, cpu?: number) {
-  const child = startChild(['--import', 'tsx', 'test/bench/servers.ts', kind, files.cert, files.key, files.namespaces], { cwd: REPO, cpu });
+export async function startServer(kind: ServerKind, files: BenchFiles, cpu?: number, nodeFlags: string[] = []) {
+  const child = startChild([...nodeFlags, '--import', 'tsx', 'test/bench/servers.ts', kind, files.cert, files.key, files.namespaces], { cwd: REPO, cpu });
   const { port } = (await child.lineWith('port')) as { port: number };
   return { port, stop: child.stop };
 }

@@ -5,6 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePorts } from '../support/net.js';
 import { startChild } from './child.js';
@@ -17,6 +18,20 @@ export const RSS_SETTLE_MS = 3_000;
 
 /** Node 20 (the image's) and Node 24 (CI's): each that is installed here, by its version. */
 const NODE_CANDIDATES = [process.execPath, '/usr/bin/node', '/var/cache/realip-webhook/node-24.21.0/node_modules/.bin/node'];
+
+/**
+ * The node flags of the image's ENTRYPOINT (["node", FLAGS..., "dist/cli.js", ...]), so (c) and
+ * (d) run serve as the image does. BENCH_NODE_FLAGS, when set, replaces them (to try a flag).
+ */
+export function imageNodeFlags(): { flags: string[]; from: string } {
+  const override = process.env.BENCH_NODE_FLAGS;
+  if (override !== undefined) return { flags: override.split(' ').filter(Boolean), from: 'BENCH_NODE_FLAGS' };
+  const line = readFileSync(join(REPO, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT'));
+  const command = line ? (JSON.parse(line.slice('ENTRYPOINT'.length)) as string[]) : [];
+  const script = command.indexOf('dist/cli.js');
+  if (command[0] !== 'node' || script < 0) throw new Error(`Dockerfile ENTRYPOINT is not ["node", ..., "dist/cli.js", ...]: ${line}`);
+  return { flags: command.slice(1, script), from: 'the Dockerfile ENTRYPOINT' };
+}
 
 export interface NodeBinary {
   version: string;
@@ -54,13 +69,13 @@ function rssBytes(pid: number): number {
 }
 
 /** Starts `serve` against `kubeconfig` at the default log level; `node` defaults to the bench's own. */
-export async function startServe(files: BenchFiles, kubeconfig: string, node?: NodeBinary) {
+export async function startServe(files: BenchFiles, kubeconfig: string, node?: NodeBinary, nodeFlags: string[] = []) {
   const [port, metricsPort] = (await freePorts(2)) as [number, number];
   const ca = readFileSync(files.ca);
   const spawnedAt = performance.now();
   const child = startChild(
     [
-      'dist/cli.js', 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port', String(metricsPort),
+      ...nodeFlags, 'dist/cli.js', 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port', String(metricsPort),
       '--tls-cert', files.cert, '--tls-key', files.key, '--kubeconfig', kubeconfig,
     ],
     { cwd: REPO, node: node?.path },
@@ -81,8 +96,18 @@ export async function startServe(files: BenchFiles, kubeconfig: string, node?: N
   };
 }
 
+/** CPU time (user + system) the process has used so far: start-up cost that a busy machine cannot inflate much. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+/** USER_HZ: 100 on every Linux architecture Node supports. */
+const CLOCK_TICKS = 100;
+
 export interface ServeMeasurement {
   readyMs: number;
+  /** CPU time used by the process until ready. */
+  readyCpuMs: number;
   rss: number;
 }
 
@@ -90,14 +115,15 @@ export interface ServeMeasurement {
  * Starts serve on `node` against `kubeconfig`, waits for /readyz, checks that the cache holds
  * at least `namespaces` namespaces (the metric), and reads RSS_SETTLE_MS later.
  */
-export async function measureServe(node: NodeBinary, files: BenchFiles, kubeconfig: string, namespaces: number): Promise<ServeMeasurement> {
-  const serve = await startServe(files, kubeconfig, node);
+export async function measureServe(node: NodeBinary, files: BenchFiles, kubeconfig: string, namespaces: number, nodeFlags: string[] = []): Promise<ServeMeasurement> {
+  const serve = await startServe(files, kubeconfig, node, nodeFlags);
   try {
     const readyMs = await serve.ready();
+    const readyCpuMs = cpuMs(serve.child.process.pid!);
     const size = Number(/^realip_webhook_namespace_cache_size (\d+)/m.exec(await serve.metrics())?.[1]);
     if (!(size >= namespaces)) throw new Error(`ready with ${size} namespaces cached, expected at least ${namespaces}`);
     await sleep(RSS_SETTLE_MS);
-    return { readyMs, rss: rssBytes(serve.child.process.pid!) };
+    return { readyMs, readyCpuMs, rss: rssBytes(serve.child.process.pid!) };
   } finally {
     await serve.child.stop();
   }
