@@ -1,7 +1,7 @@
 // (b) HTTPS throughput and latency of the webhook against a bare Fastify HTTPS server doing the
 // floor work (parse the same body, answer a review of the same size), each in its own process.
 import { execFileSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import autocannon from 'autocannon';
 import { startChild } from './child.js';
 import { REPO, type BenchFiles } from './workload.js';
@@ -37,9 +37,10 @@ export function pinLoadGenerator(): Pinning | string {
   return pinning;
 }
 
-/** Lets this process run on every CPU again (the API server rows need them). */
+/** Lets this process (and so the processes it starts next) run on every CPU again: the API server rows need them. */
 export function unpin(): void {
-  execFileSync('taskset', ['-a', '-cp', `0-${availableParallelism() - 1}`, String(process.pid)], { stdio: 'ignore' });
+  // cpus(), not availableParallelism(): the latter counts only the CPUs this process is pinned to.
+  execFileSync('taskset', ['-a', '-cp', `0-${cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
 }
 
 export async function startServer(kind: ServerKind, files: BenchFiles, cpu?: number, nodeFlags: string[] = []) {
