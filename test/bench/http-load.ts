@@ -6,7 +6,7 @@ import autocannon from 'autocannon';
 import { startChild } from './child.js';
 import { REPO, type BenchFiles } from './workload.js';
 
-export type ServerKind = 'webhook' | 'bare' | 'floor';
+export type ServerKind = 'webhook' | 'webhook-info' | 'bare' | 'floor';
 
 export interface LoadResult {
   rps: number;

@@ -1,8 +1,8 @@
 // A server for the HTTPS figures, in a process of its own so the load generator does not share
 // its event loop. Prints {"port": N} once listening; SIGTERM ends it.
-//   node --import tsx test/bench/servers.ts webhook|bare|floor CERT KEY NAMESPACES_FILE
-// webhook: the real server as `serve` builds it, at the default log level (info, one line per
-//          admission on stdout);
+//   node --import tsx test/bench/servers.ts webhook|webhook-info|bare|floor CERT KEY NAMESPACES_FILE
+// webhook: the real server as `serve` builds it, logging warnings only (as (b) always measured);
+// webhook-info: the same at the default log level (one line per admission on stdout);
 // bare:    Fastify over HTTPS that parses the body and answers a fixed review of the same size;
 // floor:   the same, but answering each API server review with the webhook's patch, warnings and
 //          audit annotation for the first review it saw (no checks, no namespace lookup).
@@ -15,7 +15,7 @@ import { reviewHandler } from './in-process.js';
 import { loadProduct } from './product.js';
 import { deploymentReviewBody, NAMESPACES_YAML } from './workload.js';
 
-const MODES = ['webhook', 'bare', 'floor'];
+const MODES = ['webhook', 'webhook-info', 'bare', 'floor'];
 const [mode = '', certFile, keyFile, namespacesFile] = process.argv.slice(2);
 if (!MODES.includes(mode) || !certFile || !keyFile || !namespacesFile) {
   console.error(`usage: servers.ts ${MODES.join('|')} CERT KEY NAMESPACES_FILE`);
@@ -26,13 +26,13 @@ const tls = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
 const namespaces = new product.FileNamespaceSource(namespacesFile);
 const ADMIT = { labelPrefix: 'realip.io', failClosed: false };
 
-function webhook() {
+function webhook(level: 'warn' | 'info') {
   return product.buildServer({
     tls,
     namespaces,
     metrics: new product.WebhookMetrics(namespaces),
     admit: ADMIT,
-    logger: pino({ level: 'info', base: { service: 'realip-webhook' } }),
+    logger: pino({ level, base: { service: 'realip-webhook' } }),
   });
 }
 
@@ -59,7 +59,7 @@ function floor() {
   return app;
 }
 
-const app = mode === 'webhook' ? webhook() : mode === 'bare' ? await bare() : floor();
+const app = mode === 'webhook' ? webhook('warn') : mode === 'webhook-info' ? webhook('info') : mode === 'bare' ? await bare() : floor();
 await app.listen({ port: 0, host: '127.0.0.1' });
 console.log(JSON.stringify({ port: (app.server.address() as AddressInfo).port }));
 process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));
