@@ -78,7 +78,7 @@ async function httpsLoad(body: string, files: ReturnType<typeof benchFiles>, not
   const pinning = pinLoadGenerator();
   if (typeof pinning === 'string') notes.push(`(b) not pinned: ${pinning}`);
   else notes.push(`(b) pinned: servers on CPU ${pinning.server} (taskset -c), autocannon (this process) on CPU ${pinning.loadGenerator}`);
-  notes.push('(b) the webhook logs warnings only, as (b) always measured; the "at info" row logs a line per admission (the default), drained through a pipe');
+  notes.push('(b) the webhook logs warnings only, as (b) always measured; the "at info" row logs a line per admission (the default), asynchronously to a file');
   const cpu = typeof pinning === 'string' ? undefined : pinning.server;
   // Both with the image's node flags: they are the runtime's settings, not webhook logic.
   const image = imageNodeFlags();

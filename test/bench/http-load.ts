@@ -2,6 +2,7 @@
 // floor work (parse the same body, answer a review of the same size), each in its own process.
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { startChild } from './child.js';
 import { REPO, type BenchFiles } from './workload.js';
@@ -44,7 +45,8 @@ export function unpin(): void {
 }
 
 export async function startServer(kind: ServerKind, files: BenchFiles, cpu?: number, nodeFlags: string[] = []) {
-  const child = startChild([...nodeFlags, '--import', 'tsx', 'test/bench/servers.ts', kind, files.cert, files.key, files.namespaces], { cwd: REPO, cpu });
+  const logFile = join(files.dir, `${kind}.log`);
+  const child = startChild([...nodeFlags, '--import', 'tsx', 'test/bench/servers.ts', kind, files.cert, files.key, files.namespaces, logFile], { cwd: REPO, cpu });
   const { port } = (await child.lineWith('port')) as { port: number };
   return { port, stop: child.stop };
 }

@@ -1,8 +1,10 @@
 // A server for the HTTPS figures, in a process of its own so the load generator does not share
 // its event loop. Prints {"port": N} once listening; SIGTERM ends it.
-//   node --import tsx test/bench/servers.ts webhook|webhook-info|bare|floor CERT KEY NAMESPACES_FILE
+//   node --import tsx test/bench/servers.ts webhook|webhook-info|bare|floor CERT KEY NAMESPACES_FILE [LOG_FILE]
 // webhook: the real server as `serve` builds it, logging warnings only (as (b) always measured);
-// webhook-info: the same at the default log level (one line per admission on stdout);
+// webhook-info: the same at the default log level, its line per admission written as serve
+//          writes stdout (asynchronously) but to LOG_FILE: a pipe would need a reader, and
+//          that reader would take the load generator's CPU;
 // bare:    Fastify over HTTPS that parses the body and answers a fixed review of the same size;
 // floor:   the same, but answering each API server review with the webhook's patch, warnings and
 //          audit annotation for the first review it saw (no checks, no namespace lookup).
@@ -16,9 +18,9 @@ import { loadProduct } from './product.js';
 import { deploymentReviewBody, NAMESPACES_YAML } from './workload.js';
 
 const MODES = ['webhook', 'webhook-info', 'bare', 'floor'];
-const [mode = '', certFile, keyFile, namespacesFile] = process.argv.slice(2);
-if (!MODES.includes(mode) || !certFile || !keyFile || !namespacesFile) {
-  console.error(`usage: servers.ts ${MODES.join('|')} CERT KEY NAMESPACES_FILE`);
+const [mode = '', certFile, keyFile, namespacesFile, logFile] = process.argv.slice(2);
+if (!MODES.includes(mode) || !certFile || !keyFile || !namespacesFile || (mode === 'webhook-info' && !logFile)) {
+  console.error(`usage: servers.ts ${MODES.join('|')} CERT KEY NAMESPACES_FILE [LOG_FILE, for webhook-info]`);
   process.exit(2);
 }
 const product = await loadProduct();
@@ -27,12 +29,13 @@ const namespaces = new product.FileNamespaceSource(namespacesFile);
 const ADMIT = { labelPrefix: 'realip.io', failClosed: false };
 
 function webhook(level: 'warn' | 'info') {
+  const base = { service: 'realip-webhook' };
   return product.buildServer({
     tls,
     namespaces,
     metrics: new product.WebhookMetrics(namespaces),
     admit: ADMIT,
-    logger: pino({ level, base: { service: 'realip-webhook' } }),
+    logger: level === 'info' ? pino({ level, base }, pino.destination({ dest: logFile!, sync: false })) : pino({ level, base }),
   });
 }
 
