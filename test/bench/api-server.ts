@@ -94,7 +94,8 @@ async function fakeApiServer(dir: string): Promise<BenchApiServer> {
     JSON.stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'fake', cluster: { server: server.url } }],
+      // Plain HTTP: client-node allows it only with TLS verification off.
+      clusters: [{ name: 'fake', cluster: { server: server.url, 'insecure-skip-tls-verify': true } }],
       users: [{ name: 'fake', user: { token: FAKE_TOKEN } }],
       contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
       'current-context': 'fake',
