@@ -44,6 +44,8 @@ export interface AdmissionSummary {
   /** The object as a whole was out of scope (kind, operation, opt-out, subresource, ...). */
   skipped?: true;
   error?: string;
+  /** Time from the body parsed to the answer built, set by the transport just before logging. */
+  durationMs?: number;
 }
 
 /** Thrown only under --fail-closed: the server answers 500 and the webhook's failurePolicy decides. */

@@ -55,7 +55,7 @@ async function listen(app: { listen(at: { port: number; host: string }): Promise
 }
 
 export async function serve(config: ServeConfig): Promise<void> {
-  const log = createLogger(config.logLevel);
+  const { log, end: endLog } = createLogger(config.logLevel);
   const { pair, clientCa } = readServingTls(config);
   const { namespaces, kubeConfig } = createNamespaceSource(config.namespaces, log);
   // parseServeConfig refuses --watch-nodes with a namespaces file.
@@ -105,5 +105,5 @@ export async function serve(config: ServeConfig): Promise<void> {
   }
   reloader.start();
   caReloader?.start();
-  shutdown.install(closeAll);
+  shutdown.install(closeAll, endLog);
 }

@@ -30,8 +30,11 @@ export class GracefulShutdown {
   /** True from the signal on: /readyz answers 503. */
   readonly isShuttingDown = (): boolean => this.started;
 
-  /** On SIGTERM, SIGINT or a crash: drain, then `close` everything, then exit (0, or 1 after a crash). */
-  install(close: () => Promise<void>): void {
+  /**
+   * On SIGTERM, SIGINT or a crash: drain, then `close` everything, then exit (0, or 1 after a crash).
+   * `endLog` runs last, so the lines of the shutdown itself are written before the exit.
+   */
+  install(close: () => Promise<void>, endLog?: () => Promise<void>): void {
     const { log, drainMs, timeoutMs } = this;
     closeWithGrace(
       {
@@ -53,6 +56,7 @@ export class GracefulShutdown {
         log.info('no longer accepting connections; finishing in-flight requests');
         await close();
         log.info('shut down');
+        await endLog?.();
       },
     );
   }

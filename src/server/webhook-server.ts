@@ -69,14 +69,22 @@ export function buildServer(options: ServerOptions) {
     loggerInstance: options.logger,
     // One line per admission is logged below; Fastify's own request lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
+    // Our lines name the request themselves (reqId, uid); a child logger per request cost more
+    // than the admission's own checks.
+    childLoggerFactory: (logger) => logger,
   });
   const log = options.logger;
   app.server.maxConnections = limits.maxConnections;
   reportDroppedConnections(app.server, limits.maxConnections, log, () => options.metrics?.connectionDropped());
   // While shutting down, every answer asks the client to reconnect, which reaches another replica.
-  app.addHook('onSend', async (_req, reply) => {
-    if (options.isShuttingDown?.()) void reply.header('connection', 'close');
-  });
+  // Hooks here and below take a callback rather than return a promise: one less per request.
+  const { isShuttingDown } = options;
+  if (isShuttingDown) {
+    app.addHook('onSend', (_req, reply, payload, done) => {
+      if (isShuttingDown()) void reply.header('connection', 'close');
+      done(null, payload);
+    });
+  }
   // Reviews are JSON; a text body gets 415 rather than a confusing "not an object" 400.
   app.removeContentTypeParser('text/plain');
 
@@ -94,9 +102,10 @@ export function buildServer(options: ServerOptions) {
     const lookup = namespace ? await lookupNamespace(options.namespaces, namespace) : NO_NAMESPACE;
     try {
       const { review: response, summary } = admit(review, lookup, options.admit, options.nodes?.counts());
-      const durationMs = Number((performance.now() - started).toFixed(3));
-      const level = summary.outcome === 'error' ? 'error' : 'info';
-      log[level]({ ...summary, durationMs }, 'admission');
+      // Set on the summary rather than spread into a copy: the copy cost more than the line's JSON.
+      summary.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+      if (summary.outcome === 'error') log.error(summary, 'admission');
+      else log.info(summary, 'admission');
       options.metrics?.admission(summary);
       return response;
     } catch (err) {
@@ -113,7 +122,12 @@ export function buildServer(options: ServerOptions) {
     if (options.tls.clientCa) admission.addHook('onRequest', requireClientCertificate(log));
     await admission.register(underPressure, loadShedding(limits, log));
     const { metrics } = options;
-    if (metrics) admission.addHook('onResponse', async (_req, reply) => metrics.requestDone(reply.elapsedTime / 1000, reply.statusCode));
+    if (metrics) {
+      admission.addHook('onResponse', (_req, reply, done) => {
+        metrics.requestDone(reply.elapsedTime / 1000, reply.statusCode);
+        done();
+      });
+    }
     admission.post('/mutate', handleReview);
   });
 

@@ -1,29 +1,65 @@
 // Child processes of the bench: started, read from, and always ended.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 
 export interface Child {
   process: ChildProcess;
-  /** The first line the child printed on stdout, parsed as JSON. */
-  firstLine: Promise<unknown>;
+  /** The first stdout line that is a JSON object with `key` (a server's {"port": N}), parsed. */
+  lineWith(key: string): Promise<Record<string, unknown>>;
+  /** The last few KB the child wrote on stderr, for error messages. */
+  stderr(): string;
   stop(): Promise<void>;
 }
 
-export function startChild(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Child {
-  const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface ChildOptions {
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+  /** The node binary (default: the bench's own). */
+  node?: string;
+  /** Run on this CPU only (taskset -c), so the load generator cannot take its time. */
+  cpu?: number | undefined;
+}
+
+/**
+ * Starts `node args...`. Its stdout is read as lines until the awaited ones came, then drained
+ * without parsing, as a log collector would: a server at info level writes a line per request.
+ */
+export function startChild(args: string[], options: ChildOptions): Child {
+  const node = options.node ?? process.execPath;
+  const [command, argv] = options.cpu === undefined ? [node, args] : ['taskset', ['-c', String(options.cpu), node, ...args]];
+  const child = spawn(command, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const firstLine = new Promise<unknown>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.once('line', (line) => resolve(JSON.parse(line)));
-    void exited.then((code) => reject(new Error(`child ${args.join(' ')} exited with ${code}: ${stderr}`)));
-  });
-  // Not every child prints a line (serve does not): its exit must not be an unhandled rejection.
-  firstLine.catch(() => {});
+
+  const waiting: { match: (line: string) => boolean; resolve: (line: string) => void }[] = [];
+  let pending = '';
+  const onData = (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) {
+      for (const w of waiting.splice(0)) {
+        if (w.match(line)) w.resolve(line);
+        else waiting.push(w);
+      }
+    }
+    if (waiting.length === 0) {
+      child.stdout!.off('data', onData);
+      child.stdout!.resume();
+    }
+  };
+  child.stdout!.on('data', onData);
+  // Lines are awaited right after the start; one awaited after the drain began would never come.
+  const awaitLine = (match: (line: string) => boolean) =>
+    new Promise<string>((resolve, reject) => {
+      waiting.push({ match, resolve });
+      void exited.then((code) => reject(new Error(`child ${args.join(' ')} exited with ${code}: ${stderr}`)));
+    });
   return {
     process: child,
-    firstLine,
+    lineWith: (key) =>
+      awaitLine((line) => line.startsWith('{') && key in (JSON.parse(line) as object)).then((line) => JSON.parse(line) as Record<string, unknown>),
+    stderr: () => stderr,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;

@@ -1,10 +1,13 @@
 // (b) HTTPS throughput and latency of the webhook against a bare Fastify HTTPS server doing the
 // floor work (parse the same body, answer a review of the same size), each in its own process.
+import { execFileSync } from 'node:child_process';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { startChild } from './child.js';
 import { REPO, type BenchFiles } from './workload.js';
 
-export type ServerKind = 'webhook' | 'bare';
+export type ServerKind = 'webhook' | 'webhook-info' | 'bare' | 'floor';
 
 export interface LoadResult {
   rps: number;
@@ -14,14 +17,42 @@ export interface LoadResult {
   failures: number;
 }
 
-export async function startServer(kind: ServerKind, files: BenchFiles) {
-  const child = startChild(['--import', 'tsx', 'test/bench/servers.ts', kind, files.cert, files.key, files.namespaces], { cwd: REPO });
-  const { port } = (await child.firstLine) as { port: number };
+/** The CPUs of (b): servers on one, this process (autocannon) on another. */
+export interface Pinning {
+  server: number;
+  loadGenerator: number;
+}
+
+/**
+ * Pins this process (all its threads) to the load generator's CPU and returns the pinning, or
+ * says why it cannot: then both share the CPUs and the ratios carry the load generator's noise.
+ */
+export function pinLoadGenerator(): Pinning | string {
+  if (availableParallelism() < 2) return 'one CPU only: server and load generator share it';
+  const pinning = { server: 0, loadGenerator: 1 };
+  try {
+    execFileSync('taskset', ['-a', '-cp', String(pinning.loadGenerator), String(process.pid)], { stdio: 'ignore' });
+  } catch (err) {
+    return `taskset failed (${(err as Error).message.split('\n')[0]}): server and load generator share the CPUs`;
+  }
+  return pinning;
+}
+
+/** Lets this process (and so the processes it starts next) run on every CPU again: the API server rows need them. */
+export function unpin(): void {
+  // cpus(), not availableParallelism(): the latter counts only the CPUs this process is pinned to.
+  execFileSync('taskset', ['-a', '-cp', `0-${cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
+}
+
+export async function startServer(kind: ServerKind, files: BenchFiles, cpu?: number, nodeFlags: string[] = []) {
+  const logFile = join(files.dir, `${kind}.log`);
+  const child = startChild([...nodeFlags, '--import', 'tsx', 'test/bench/servers.ts', kind, files.cert, files.key, files.namespaces, logFile], { cwd: REPO, cpu });
+  const { port } = (await child.lineWith('port')) as { port: number };
   return { port, stop: child.stop };
 }
 
 /** The value below which `share` of the sorted samples fall. */
-function percentile(sorted: number[], share: number): number {
+export function percentile(sorted: number[], share: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * share))] ?? Number.NaN;
 }
 

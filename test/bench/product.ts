@@ -11,8 +11,8 @@ export async function loadProduct() {
     ...((await fromDist('admission/review.js')) as typeof import('../../src/admission/review.js')),
     ...((await fromDist('admission/admit.js')) as typeof import('../../src/admission/admit.js')),
     ...((await fromDist('namespaces/file-namespace-source.js')) as typeof import('../../src/namespaces/file-namespace-source.js')),
-    ...((await fromDist('server.js')) as typeof import('../../src/server/webhook-server.js')),
-    ...((await fromDist('metrics.js')) as typeof import('../../src/server/metrics.js')),
+    ...((await fromDist('server/webhook-server.js')) as typeof import('../../src/server/webhook-server.js')),
+    ...((await fromDist('server/metrics.js')) as typeof import('../../src/server/metrics.js')),
   };
 }
 

@@ -1,0 +1,120 @@
+// (e) What the webhook adds to `create deployment` through a real kube-apiserver, against what a
+// floor webhook adds: a bare Fastify server returning the same patch, warnings and audit
+// annotation without checks or a namespace lookup. Three namespaces, one per case, measured in
+// interleaved batches so drift over the run hits all three alike; the real `serve` process runs
+// at its default log level (info, one line per admission).
+import { readFileSync } from 'node:fs';
+import type { Cluster } from '../e2e/cluster.js';
+import { deployment } from '../fixtures/objects.js';
+import { apiClient } from './api-server.js';
+import { percentile, startServer } from './http-load.js';
+import { startServe } from './serve-process.js';
+import type { BenchFiles } from './workload.js';
+
+const CLIENTS = 8;
+const CREATES_PER_BATCH = 64;
+const CASES = ['project', 'floor', 'none'] as const;
+type Case = (typeof CASES)[number];
+const SELECTOR_LABEL = 'bench.realip.io/webhook';
+const WARM_UP_GIVE_UP_MS = 30_000;
+
+export interface LatencyBatch {
+  /** Median create latency (ms) in each namespace in this batch. */
+  median: Record<Case, number>;
+  p99: Record<Case, number>;
+}
+
+function webhookConfiguration(name: Case, port: number, caBundle: string) {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: `bench-${name}` },
+    webhooks: [
+      {
+        name: `${name}.bench.realip.io`,
+        clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle },
+        rules: [{ operations: ['CREATE'], apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments'] }],
+        namespaceSelector: { matchLabels: { [SELECTOR_LABEL]: name } },
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+        // Fail, not Ignore: an unanswered review must show up as an error, not as a fast create.
+        failurePolicy: 'Fail',
+        timeoutSeconds: 5,
+      },
+    ],
+  };
+}
+
+export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batches: number, nodeFlags: string[], progress: (line: string) => void) {
+  const client = apiClient(cluster, CLIENTS);
+  const serve = await startServe(files, cluster.kubeconfig, undefined, nodeFlags);
+  const floor = await startServer('floor', files);
+  const namespaceOf = (c: Case) => `bench-${c}`;
+  try {
+    await serve.ready();
+    const caBundle = readFileSync(files.ca).toString('base64');
+    for (const c of CASES) {
+      const labels: Record<string, string> = { [SELECTOR_LABEL]: c, ...(c === 'project' ? { 'realip.io/inject': 'enabled' } : {}) };
+      await client.call('POST', '/api/v1/namespaces', { metadata: { name: namespaceOf(c), labels } });
+    }
+    await client.call('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', webhookConfiguration('project', serve.port, caBundle));
+    await client.call('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', webhookConfiguration('floor', floor.port, caBundle));
+
+    const object = deployment() as { metadata: Record<string, unknown> };
+    delete object.metadata['name'];
+    object.metadata['generateName'] = 'bench-';
+    /** One create; checks that the right webhook (or none) changed it. */
+    const create = async (c: Case): Promise<number> => {
+      const started = performance.now();
+      const { status, json } = await client.call('POST', `/apis/apps/v1/namespaces/${namespaceOf(c)}/deployments`, { ...object, metadata: { ...object.metadata, namespace: namespaceOf(c) } });
+      const ms = performance.now() - started;
+      if (status !== 201) throw new Error(`create in ${namespaceOf(c)}: HTTP ${status} ${JSON.stringify(json?.message)}`);
+      const mutated = json.spec.template.spec.affinity !== undefined;
+      if (mutated !== (c !== 'none')) throw new Error(`create in ${namespaceOf(c)} was ${mutated ? '' : 'not '}mutated`);
+      return ms;
+    };
+
+    // The API server picks up new webhook configurations within a second or so.
+    progress('(e) waiting for the API server to call both webhooks');
+    const deadline = Date.now() + WARM_UP_GIVE_UP_MS;
+    for (;;) {
+      try {
+        await create('project');
+        await create('floor');
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+
+    const run = async (c: Case) => {
+      const latencies: number[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next++ < CREATES_PER_BATCH) latencies.push(await create(c));
+      };
+      await Promise.all(Array.from({ length: CLIENTS }, worker));
+      return latencies.sort((a, b) => a - b);
+    };
+    const results: LatencyBatch[] = [];
+    // Batch 0 warms all three paths up and is not counted.
+    for (let batch = 0; batch <= batches; batch++) {
+      if (batch > 0) progress(`(e) batch ${batch}/${batches}`);
+      const order = CASES.map((_, i) => CASES[(i + batch) % CASES.length]!);
+      const median = {} as Record<Case, number>;
+      const p99 = {} as Record<Case, number>;
+      for (const c of order) {
+        const latencies = await run(c);
+        median[c] = percentile(latencies, 0.5);
+        p99[c] = percentile(latencies, 0.99);
+      }
+      if (batch > 0) results.push({ median, p99 });
+    }
+    return results;
+  } finally {
+    client.close();
+    await serve.child.stop();
+    await floor.stop();
+  }
+}
