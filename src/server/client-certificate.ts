@@ -3,14 +3,12 @@
 // The handshake itself does not demand a certificate: the kubelet's HTTPS probes of /healthz and
 // /readyz on the same port present none, and must keep working. The CA file is reloaded on change.
 import { X509Certificate } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { onRequestAsyncHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { readCaBundle } from './tls.js';
-import { RELOAD_DEBOUNCE_MS } from './tls-reload.js';
+import { watchForChanges } from './tls-reload.js';
 
 export function requireClientCertificate(log: Logger): onRequestAsyncHookHandler {
   return async (req, reply) => {
@@ -45,8 +43,7 @@ export interface ClientCaReloaderOptions {
 export class ClientCaReloader {
   private current: Buffer;
   private context: SecureContextOptions;
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private stopWatching: (() => void) | undefined;
 
   readonly server = {
     setSecureContext: (options: SecureContextOptions) => {
@@ -61,19 +58,18 @@ export class ClientCaReloader {
   }
 
   start(): void {
-    const { caFile, log } = this.options;
-    const dir = dirname(caFile);
-    // Not persistent: the watch alone must not keep a stopping process alive.
-    this.watcher = watch(dir, { persistent: false }, () => {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.reload(), this.options.debounceMs ?? RELOAD_DEBOUNCE_MS);
-    });
-    this.watcher.on('error', (err) => log.error({ dir, err: err.message }, `watching ${dir} for client CA changes failed; changes will not be picked up`));
+    const { caFile, log, debounceMs } = this.options;
+    this.stopWatching = watchForChanges(
+      [caFile],
+      () => this.reload(),
+      (dir, err) => log.error({ dir, err: err.message }, `watching ${dir} for client CA changes failed; changes will not be picked up`),
+      debounceMs,
+    );
   }
 
   stop(): void {
-    clearTimeout(this.timer);
-    this.watcher?.close();
+    this.stopWatching?.();
+    this.stopWatching = undefined;
   }
 
   /** Re-reads the bundle; serves it if it changed and loads, else keeps requiring the old CA. */

@@ -2,7 +2,7 @@
 // mounted volume by writing a new timestamped directory and swapping the `..data` symlink, so
 // tls.crt and tls.key (symlinks through ..data) change without any event on their own inodes.
 // Watching the directories that hold them sees the swap; every event re-reads both files.
-import { watch, type FSWatcher } from 'node:fs';
+import { watch } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
@@ -12,6 +12,27 @@ import { errorMessage } from '../errors.js';
 
 /** A swap is a burst of events (new dir, symlink, rename, old dir removed); reload once after it. */
 export const RELOAD_DEBOUNCE_MS = 200;
+
+/**
+ * Calls `onChange` once after each burst of events in the directories that hold `files` (a
+ * Secret volume's ..data swap changes no inode of the files themselves). Returns the stop.
+ */
+export function watchForChanges(files: readonly string[], onChange: () => void, onError: (dir: string, err: Error) => void, debounceMs = RELOAD_DEBOUNCE_MS): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const watchers = [...new Set(files.map((file) => dirname(file)))].map((dir) => {
+    // Not persistent: the watch alone must not keep a stopping process alive.
+    const watcher = watch(dir, { persistent: false }, () => {
+      clearTimeout(timer);
+      timer = setTimeout(onChange, debounceMs);
+    });
+    watcher.on('error', (err) => onError(dir, err));
+    return watcher;
+  });
+  return () => {
+    clearTimeout(timer);
+    for (const watcher of watchers) watcher.close();
+  };
+}
 
 export interface CertificateReloaderOptions {
   certFile: string;
@@ -28,37 +49,27 @@ export interface CertificateReloaderOptions {
 
 export class CertificateReloader {
   private current: KeyPair;
-  private readonly watchers: FSWatcher[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private readonly debounceMs: number;
+  private stopWatching: (() => void) | undefined;
 
   constructor(private readonly options: CertificateReloaderOptions) {
     this.current = options.current;
-    this.debounceMs = options.debounceMs ?? RELOAD_DEBOUNCE_MS;
     options.metrics?.certificateInUse(this.current.certificate);
   }
 
   start(): void {
-    const { certFile, keyFile, log } = this.options;
-    for (const dir of new Set([dirname(certFile), dirname(keyFile)])) {
-      // Not persistent: the watch alone must not keep a stopping process alive.
-      const watcher = watch(dir, { persistent: false }, () => this.schedule());
-      watcher.on('error', (err) =>
-        log.error({ dir, err: err.message }, `watching ${dir} for certificate changes failed; rotations will not be picked up`),
-      );
-      this.watchers.push(watcher);
-    }
+    const { certFile, keyFile, log, debounceMs } = this.options;
+    this.stopWatching = watchForChanges(
+      [certFile, keyFile],
+      () => this.reload(),
+      (dir, err) => log.error({ dir, err: err.message }, `watching ${dir} for certificate changes failed; rotations will not be picked up`),
+      debounceMs,
+    );
     log.info({ certFile, keyFile }, 'watching the serving certificate for changes');
   }
 
   stop(): void {
-    clearTimeout(this.timer);
-    for (const watcher of this.watchers.splice(0)) watcher.close();
-  }
-
-  private schedule(): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reload(), this.debounceMs);
+    this.stopWatching?.();
+    this.stopWatching = undefined;
   }
 
   /** Re-reads both files; serves them if they changed and form a valid pair, else keeps the old pair. */
