@@ -61,6 +61,9 @@ export interface ListWatchCacheOptions<T extends KubernetesObject> {
   random?: () => number;
 }
 
+/** The timing settings an owner of a cache may pass through (the owner fixes what is watched). */
+export type ListWatchTuning = Omit<ListWatchCacheOptions<KubernetesObject>, 'path' | 'resource' | 'slim' | 'onChange'>;
+
 /** A request given up on: timed out, or the cache was stopped. Its message is the reason. */
 export class AbandonedError extends Error {}
 
@@ -329,16 +332,11 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
     this.reporter?.restarted(reason);
     const now = this.clock.now();
     const staleMs = now - (this.lastSuccessAt || this.startedAt);
-    this.log.warn(
-      { resource: this.resource, reason, err, cached: this.size(), sinceLastSuccessS: Math.round(staleMs / 1000) },
-      `${this.resource} watch restarting (${reason}): listing again; serving from cache meanwhile`,
-    );
+    const fields = { resource: this.resource, reason, err, cached: this.size(), sinceLastSuccessS: Math.round(staleMs / 1000) };
+    this.log.warn(fields, `${this.resource} watch restarting (${reason}): listing again; serving from cache meanwhile`);
     if (staleMs >= this.staleAfterMs && now - this.lastStaleErrorAt >= this.staleAfterMs) {
       this.lastStaleErrorAt = now;
-      this.log.error(
-        { resource: this.resource, reason, err, cached: this.size(), sinceLastSuccessS: Math.round(staleMs / 1000) },
-        `no ${this.resource} list or watch event has succeeded for ${Math.round(staleMs / 1000)} s; the cached ${this.resource}s may be stale`,
-      );
+      this.log.error(fields, `no ${this.resource} list or watch event has succeeded for ${fields.sinceLastSuccessS} s; the cached ${this.resource}s may be stale`);
     }
   }
 

@@ -5,11 +5,11 @@ import type { KubeConfig, V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { NamespaceLookup } from '../admission/admit.js';
 import { KubeApiError } from '../kube/kube-http.js';
-import { AbandonedError, ListWatchCache, type ListWatchCacheOptions, type WatchedResource } from '../kube/list-watch-cache.js';
+import { AbandonedError, ListWatchCache, type ListWatchTuning, type WatchedResource } from '../kube/list-watch-cache.js';
 import { errorMessage } from '../errors.js';
 import type { NamespaceSource } from './namespace-source.js';
 
-export type KubeNamespaceCacheOptions = Omit<ListWatchCacheOptions<V1Namespace>, 'path' | 'resource' | 'slim' | 'onChange'> & {
+export type KubeNamespaceCacheOptions = ListWatchTuning & {
   /** Bound on the live GET of a cache miss; well under the webhook's timeoutSeconds. */
   getTimeoutMs?: number;
 };

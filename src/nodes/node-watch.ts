@@ -3,7 +3,7 @@
 // that need them are left out rather than guessed.
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ListWatchCache, type ListWatchCacheOptions, type WatchedResource } from '../kube/list-watch-cache.js';
+import { ListWatchCache, type ListWatchTuning, type WatchedResource } from '../kube/list-watch-cache.js';
 import { TOPOLOGY_KEYS } from '../mutation/anti-affinity.js';
 import type { NodeCounts } from '../mutation/scheduling-warnings.js';
 
@@ -40,7 +40,7 @@ export function slimNode(node: V1Node): V1Node {
 // Node status changes arrive in bursts; one recount per burst is enough.
 const RECOUNT_DELAY_MS = 200;
 
-export type NodeWatchOptions = Omit<ListWatchCacheOptions<V1Node>, 'path' | 'resource' | 'slim' | 'onChange'>;
+export type NodeWatchOptions = ListWatchTuning;
 
 export class NodeWatch {
   private readonly cache: ListWatchCache<V1Node>;
