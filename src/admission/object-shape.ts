@@ -45,6 +45,36 @@ function podTemplateChecks(templatePath: readonly string[]): Check[] {
 
 const BASE_CHECKS: Check[] = [...metadataChecks([]), [['spec'], 'object']];
 
+/**
+ * The checks of a kind merged into one tree, so a review is walked once: walking each path from
+ * the root read the same fields again and again, and was the largest part of an admission.
+ */
+interface ShapeNode {
+  /** A field name, or '*' for each element of an array. */
+  key: string;
+  expected: Expected | undefined;
+  fields: ShapeNode[];
+  elements: ShapeNode | undefined;
+}
+
+function shapeTree(checks: readonly Check[]): ShapeNode {
+  const root: ShapeNode = { key: '', expected: undefined, fields: [], elements: undefined };
+  for (const [path, expected] of checks) {
+    let node = root;
+    for (const key of path) {
+      let child = key === '*' ? node.elements : node.fields.find((f) => f.key === key);
+      if (!child) {
+        child = { key, expected: undefined, fields: [], elements: undefined };
+        if (key === '*') node.elements = child;
+        else node.fields.push(child);
+      }
+      node = child;
+    }
+    node.expected = expected;
+  }
+  return root;
+}
+
 function matches(value: unknown, expected: Expected): boolean {
   switch (expected) {
     case 'string':
@@ -72,48 +102,48 @@ function describePath(where: string, trail: Trail): string {
 }
 
 // Absent and null fields pass: the features treat them as not set; a list element must be there.
-// A wrong parent stops the walk silently, because the parent's own check (listed first) reports
-// it. The path is kept as a trail and only turned into text for an error, so a valid object (the
-// usual case) builds no strings.
-function checkAt(node: unknown, path: readonly string[], depth: number, expected: Expected, where: string, trail: Trail): void {
-  const atEnd = depth === path.length;
-  if (node === undefined || node === null) {
-    if (!(atEnd && typeof trail[trail.length - 1] === 'number')) return;
-  } else if (!atEnd) {
-    const segment = path[depth]!;
-    if (segment === '*') {
-      if (!Array.isArray(node)) return;
-      for (let i = 0; i < node.length; i++) {
-        trail.push(i);
-        checkAt(node[i], path, depth + 1, expected, where, trail);
-        trail.pop();
-      }
-      return;
-    }
-    if (typeName(node) !== 'object') return;
-    trail.push(segment);
-    checkAt((node as Record<string, unknown>)[segment], path, depth + 1, expected, where, trail);
-    trail.pop();
-    return;
-  } else if (matches(node, expected)) {
+// Below a value of the wrong type nothing is checked: that value's own check reports it. The path
+// is kept as a trail and only turned into text for an error, so a valid object (the usual case)
+// builds no strings.
+function checkNode(value: unknown, node: ShapeNode, where: string, trail: Trail, inList: boolean): void {
+  if (value === undefined || value === null) {
+    if (inList && node.expected) throw new InvalidReviewError(`${describePath(where, trail)} must be ${DESCRIPTIONS[node.expected]}, got ${typeName(value)}`);
     return;
   }
-  throw new InvalidReviewError(`${describePath(where, trail)} must be ${DESCRIPTIONS[expected]}, got ${typeName(node)}`);
+  if (node.expected && !matches(value, node.expected)) {
+    throw new InvalidReviewError(`${describePath(where, trail)} must be ${DESCRIPTIONS[node.expected]}, got ${typeName(value)}`);
+  }
+  const { elements, fields } = node;
+  if (elements) {
+    if (!Array.isArray(value)) return;
+    for (let i = 0; i < value.length; i++) {
+      trail.push(i);
+      checkNode(value[i], elements, where, trail, true);
+      trail.pop();
+    }
+    return;
+  }
+  if (fields.length === 0 || typeName(value) !== 'object') return;
+  for (const field of fields) {
+    trail.push(field.key);
+    checkNode((value as Record<string, unknown>)[field.key], field, where, trail, false);
+    trail.pop();
+  }
 }
 
-// The checks of each kind are built once: rebuilding them per review cost as much as walking them.
-const SERVICE_OBJECT_CHECKS: Check[] = [...BASE_CHECKS, ...SERVICE_CHECKS];
-const WORKLOAD_CHECKS = new Map<WorkloadKind, Check[]>();
+// The tree of each kind is built once.
+const SERVICE_SHAPE = shapeTree([...BASE_CHECKS, ...SERVICE_CHECKS]);
+const BASE_SHAPE = shapeTree(BASE_CHECKS);
+const WORKLOAD_SHAPES = new Map<WorkloadKind, ShapeNode>();
 
-function checksFor(kind: GroupKind): Check[] {
+function shapeFor(kind: GroupKind): ShapeNode {
   const workload = workloadKind(kind);
-  if (!workload) return isService(kind) ? SERVICE_OBJECT_CHECKS : BASE_CHECKS;
-  let checks = WORKLOAD_CHECKS.get(workload);
-  if (!checks) WORKLOAD_CHECKS.set(workload, (checks = [...BASE_CHECKS, ...podTemplateChecks(workload.templatePath)]));
-  return checks;
+  if (!workload) return isService(kind) ? SERVICE_SHAPE : BASE_SHAPE;
+  let shape = WORKLOAD_SHAPES.get(workload);
+  if (!shape) WORKLOAD_SHAPES.set(workload, (shape = shapeTree([...BASE_CHECKS, ...podTemplateChecks(workload.templatePath)])));
+  return shape;
 }
 
 export function checkObjectShape(object: object, kind: GroupKind, where: string): void {
-  const trail: Trail = [];
-  for (const [path, expected] of checksFor(kind)) checkAt(object, path, 0, expected, where, trail);
+  checkNode(object, shapeFor(kind), where, [], false);
 }

@@ -40,6 +40,11 @@ const cases: [name: string, body: unknown, message: RegExp][] = [
     /podAntiAffinity\.requiredDuringSchedulingIgnoredDuringExecution\[0\] must be an object, got string/,
   ],
   [
+    'the second required term without a string topologyKey',
+    withRequest((r) => (r['object'].spec.template.spec.affinity = { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'zone' }, { topologyKey: ['zone'] }] } })),
+    /podAntiAffinity\.requiredDuringSchedulingIgnoredDuringExecution\[1\]\.topologyKey must be a string, got array/,
+  ],
+  [
     'a preferred term topologyKey a number',
     withRequest((r) => (r['object'].spec.template.spec.affinity = { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, podAffinityTerm: { topologyKey: 5 } }] } })),
     /preferredDuringSchedulingIgnoredDuringExecution\[0\]\.podAffinityTerm\.topologyKey must be a string, got number/,
