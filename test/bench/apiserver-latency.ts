@@ -48,7 +48,8 @@ function webhookConfiguration(name: Case, port: number, caBundle: string) {
 export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batches: number, nodeFlags: string[], progress: (line: string) => void) {
   const client = apiClient(cluster, CLIENTS);
   const serve = await startServe(files, cluster.kubeconfig, undefined, nodeFlags);
-  const floor = await startServer('floor', files);
+  // The same node flags as serve: they are the runtime's settings, not webhook logic.
+  const floor = await startServer('floor', files, undefined, nodeFlags);
   const namespaceOf = (c: Case) => `bench-${c}`;
   try {
     await serve.ready();

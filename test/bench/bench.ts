@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Cluster } from '../e2e/cluster.js';
 import { startBenchApiServer, type BenchApiServer } from './api-server.js';
 import { apiServerLatency, type LatencyBatch } from './apiserver-latency.js';
-import { load, pinLoadGenerator, startServer, unpin, type LoadResult } from './http-load.js';
+import { load, pinLoadGenerator, startServer, unpin, type CpuTime, type LoadResult } from './http-load.js';
 import { inProcessRound, reviewHandler } from './in-process.js';
 import { loadProduct } from './product.js';
 import { imageNodeFlags, measureServe, nodeBinaries, nodeStartup, RSS_SETTLE_MS, type NodeBinary } from './serve-process.js';
@@ -89,10 +89,16 @@ async function httpsLoad(body: string, files: ReturnType<typeof benchFiles>, not
     bare: await startServer('bare', files, cpu, image.flags),
   };
   const results = new Map<string, LoadResult[]>();
+  /** Server CPU per answered request in each run, in µs, as the kernel accounts it. */
+  const cpuPerRequest = new Map<string, CpuTime[]>();
   const measure = async (kind: keyof typeof servers, connections: number) => {
+    const before = servers[kind].cpuTime();
     const result = await load(servers[kind].port, body, connections, LOAD_SECONDS);
+    const after = servers[kind].cpuTime();
     const key = `${kind}/${connections}`;
     results.set(key, [...(results.get(key) ?? []), result]);
+    const perRequest = { user: (after.user - before.user) / result.requests, system: (after.system - before.system) / result.requests };
+    cpuPerRequest.set(key, [...(cpuPerRequest.get(key) ?? []), perRequest]);
   };
   try {
     progress('(b) warming up the servers');
@@ -139,6 +145,18 @@ async function httpsLoad(body: string, files: ReturnType<typeof benchFiles>, not
         result: 'info',
       });
     }
+    const cpu = (runs: CpuTime[]) => ({ user: median(runs.map((r) => r.user)), system: median(runs.map((r) => r.system)) });
+    const wc = cpu(cpuPerRequest.get(`webhook/${connections}`)!);
+    const bc = cpu(cpuPerRequest.get(`bare/${connections}`)!);
+    const micros = (c: CpuTime) => `${(c.user + c.system).toFixed(0)} µs (user ${c.user.toFixed(0)}, sys ${c.system.toFixed(0)})`;
+    rows.push({
+      figure: `(b) server CPU per request, ${connections} conn`,
+      value: micros(wc),
+      baseline: `${micros(bc)} bare`,
+      ratio: ratio((wc.user + wc.system) / (bc.user + bc.system)),
+      target: '—',
+      result: 'info',
+    });
     for (const p of ['p50', 'p99'] as const) {
       const value = median(w.map((x) => x[p]));
       const base = median(b.map((x) => x[p]));

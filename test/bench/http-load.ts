@@ -1,6 +1,7 @@
 // (b) HTTPS throughput and latency of the webhook against a bare Fastify HTTPS server doing the
 // floor work (parse the same body, answer a review of the same size), each in its own process.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -11,6 +12,8 @@ export type ServerKind = 'webhook' | 'webhook-info' | 'bare' | 'floor';
 
 export interface LoadResult {
   rps: number;
+  /** Requests answered in the run. */
+  requests: number;
   p50: number;
   p99: number;
   /** Answers that were not 2xx, plus errors and timeouts: any is a finding. */
@@ -44,11 +47,28 @@ export function unpin(): void {
   execFileSync('taskset', ['-a', '-cp', `0-${cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
 }
 
+/** CPU time a process has used so far, in microseconds, split as the kernel accounts it. */
+export interface CpuTime {
+  user: number;
+  system: number;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat: 100 on every Linux Node supports. */
+const TICKS_PER_SECOND = 100;
+
+function cpuTime(pid: number): CpuTime {
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const micros = (ticks: string) => (Number(ticks) * 1e6) / TICKS_PER_SECOND;
+  return { user: micros(fields[11]!), system: micros(fields[12]!) };
+}
+
 export async function startServer(kind: ServerKind, files: BenchFiles, cpu?: number, nodeFlags: string[] = []) {
   const logFile = join(files.dir, `${kind}.log`);
   const child = startChild([...nodeFlags, '--import', 'tsx', 'test/bench/servers.ts', kind, files.cert, files.key, files.namespaces, logFile], { cwd: REPO, cpu });
   const { port } = (await child.lineWith('port')) as { port: number };
-  return { port, stop: child.stop };
+  const pid = child.process.pid!;
+  return { port, stop: child.stop, cpuTime: () => cpuTime(pid) };
 }
 
 /** The value below which `share` of the sorted samples fall. */
@@ -74,6 +94,7 @@ export async function load(port: number, body: string, connections: number, seco
   latencies.sort((a, b) => a - b);
   return {
     rps: result.requests.average,
+    requests: result.requests.total,
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     failures: result.non2xx + result.errors + result.timeouts,
