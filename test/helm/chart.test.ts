@@ -272,6 +272,8 @@ test('tls.mode=helm: the caBundle CA signed the Secret\'s serving certificate fo
   for (const name of [...SERVICE_DNS, 'webhook.example.test']) assert.equal(leaf.checkHost(name), name);
   assert.equal(leaf.checkIP('127.0.0.1'), '127.0.0.1');
   assert.ok(leaf.checkPrivateKey(createPrivateKey(b64(secret.data['tls.key']))), 'tls.key belongs to tls.crt');
+  // ECDSA P-256 for the cheaper handshake (see certs/generate.sh), like the other install paths.
+  assert.deepEqual([leaf.publicKey.asymmetricKeyType, leaf.publicKey.asymmetricKeyDetails?.namedCurve], ['ec', 'prime256v1']);
   assert.equal(podOf(objs).volumes[0].secret.secretName, secret.metadata.name);
 });
 

@@ -285,6 +285,8 @@ test('overlays/plain renders with certs/generate.sh output; caBundle is the gene
   }).trim();
   const caPem = readFileSync(join(tlsDir, 'ca.crt'), 'utf8');
   assert.equal(printed, Buffer.from(caPem).toString('base64'), 'generate.sh prints base64 of ca.crt');
+  const serving = new X509Certificate(readFileSync(join(tlsDir, 'tls.crt')));
+  assert.deepEqual([serving.publicKey.asymmetricKeyType, serving.publicKey.asymmetricKeyDetails?.namedCurve], ['ec', 'prime256v1'], 'an ECDSA P-256 serving key');
 
   const objs = render(overlay);
   assertCommon(objs);

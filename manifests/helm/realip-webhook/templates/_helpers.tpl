@@ -79,8 +79,9 @@ separate templates, and both must carry the same CA, so the result is kept on th
 {{- $fullname := include "realip-webhook.fullname" . -}}
 {{- $dnsNames := concat (include "realip-webhook.serviceDnsNames" . | fromJsonArray) .Values.tls.helm.extraDnsNames -}}
 {{- $days := int .Values.tls.helm.validityDays -}}
-{{- $ca := genCA (printf "%s-ca" $fullname) $days -}}
-{{- $cert := genSignedCert (first $dnsNames) .Values.tls.helm.extraIpAddresses $dnsNames $days $ca -}}
+{{- /* ECDSA P-256, as certs/generate.sh: a cheaper handshake for the API server's many new connections. */ -}}
+{{- $ca := genCAWithKey (printf "%s-ca" $fullname) $days (genPrivateKey "ecdsa") -}}
+{{- $cert := genSignedCertWithKey (first $dnsNames) .Values.tls.helm.extraIpAddresses $dnsNames $days $ca (genPrivateKey "ecdsa") -}}
 {{- $data = dict "ca.crt" ($ca.Cert | b64enc) "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) -}}
 {{- end -}}
 {{- $_ := set $ "realipWebhookTlsData" $data -}}
