@@ -21,6 +21,7 @@ const CASES = ['project', 'floor', 'none'] as const;
 type Case = (typeof CASES)[number];
 const SELECTOR_LABEL = 'bench.realip.io/webhook';
 const WARM_UP_GIVE_UP_MS = 30_000;
+const CREATE_ATTEMPTS = 3;
 
 export interface LatencyBatch {
   /** Median create latency (ms) in each namespace in this batch. */
@@ -55,6 +56,7 @@ export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batc
   // The same node flags as serve: they are the runtime's settings, not webhook logic.
   const floor = await startServer('floor', files, undefined, nodeFlags);
   const namespaceOf = (c: Case) => `bench-${c}`;
+  let storageRetries = 0;
   try {
     await serve.ready();
     const caBundle = readFileSync(files.ca).toString('base64');
@@ -68,15 +70,30 @@ export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batc
     const object = deployment() as { metadata: Record<string, unknown> };
     delete object.metadata['name'];
     object.metadata['generateName'] = 'bench-';
-    /** One create; checks that the right webhook (or none) changed it. */
-    const create = async (c: Case): Promise<number> => {
-      const started = performance.now();
-      const { status, json } = await client.call('POST', `/apis/apps/v1/namespaces/${namespaceOf(c)}/deployments`, { ...object, metadata: { ...object.metadata, namespace: namespaceOf(c) } });
-      const ms = performance.now() - started;
-      if (status !== 201) throw new Error(`create in ${namespaceOf(c)}: HTTP ${status} ${JSON.stringify(json?.message)}`);
+    /** The create's latency, once the right webhook (or none) is seen to have changed it. */
+    const checked = (c: Case, json: any, ms: number) => {
       const mutated = json.spec.template.spec.affinity !== undefined;
       if (mutated !== (c !== 'none')) throw new Error(`create in ${namespaceOf(c)} was ${mutated ? '' : 'not '}mutated`);
       return ms;
+    };
+    /**
+     * One create; checks that the right webhook (or none) changed it. A storage timeout of the
+     * API server ("please try again", etcd slow to sync on this machine's disk) is retried and
+     * counted, and only the create that succeeded is timed; any webhook error ends the bench.
+     */
+    const create = async (c: Case): Promise<number> => {
+      for (let attempt = 1; ; attempt++) {
+        const started = performance.now();
+        const { status, json } = await client.call('POST', `/apis/apps/v1/namespaces/${namespaceOf(c)}/deployments`, { ...object, metadata: { ...object.metadata, namespace: namespaceOf(c) } });
+        const ms = performance.now() - started;
+        if (status === 201) return checked(c, json, ms);
+        const message = String(json?.message ?? '');
+        if (status >= 500 && !message.includes('webhook') && attempt < CREATE_ATTEMPTS) {
+          storageRetries++;
+          continue;
+        }
+        throw new Error(`create in ${namespaceOf(c)}: HTTP ${status} ${JSON.stringify(message)}`);
+      }
     };
 
     // The API server picks up new webhook configurations within a second or so.
@@ -120,7 +137,7 @@ export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batc
       }
       results.set(clients, batchesOfClients);
     }
-    return results;
+    return { results, storageRetries };
   } finally {
     client.close();
     await serve.child.stop();
