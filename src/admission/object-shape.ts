@@ -47,7 +47,7 @@ const BASE_CHECKS: Check[] = [...metadataChecks([]), [['spec'], 'object']];
 
 /**
  * The checks of a kind merged into one tree, so a review is walked once: walking each path from
- * the root read the same fields again and again, and was the largest part of an admission.
+ * the root read the same fields again and again, and cost more than any other step of ours.
  */
 interface ShapeNode {
   /** A field name, or '*' for each element of an array. */
@@ -106,13 +106,12 @@ function describePath(where: string, trail: Trail): string {
 // is kept as a trail and only turned into text for an error, so a valid object (the usual case)
 // builds no strings.
 function checkNode(value: unknown, node: ShapeNode, where: string, trail: Trail, inList: boolean): void {
-  if (value === undefined || value === null) {
-    if (inList && node.expected) throw new InvalidReviewError(`${describePath(where, trail)} must be ${DESCRIPTIONS[node.expected]}, got ${typeName(value)}`);
-    return;
+  const { expected } = node;
+  const absent = value === undefined || value === null;
+  if (expected && (absent ? inList : !matches(value, expected))) {
+    throw new InvalidReviewError(`${describePath(where, trail)} must be ${DESCRIPTIONS[expected]}, got ${typeName(value)}`);
   }
-  if (node.expected && !matches(value, node.expected)) {
-    throw new InvalidReviewError(`${describePath(where, trail)} must be ${DESCRIPTIONS[node.expected]}, got ${typeName(value)}`);
-  }
+  if (absent) return;
   const { elements, fields } = node;
   if (elements) {
     if (!Array.isArray(value)) return;
