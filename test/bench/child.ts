@@ -1,5 +1,22 @@
 // Child processes of the bench: started, read from, and always ended.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/** CPU time a process has used so far, in microseconds, split as the kernel accounts it. */
+export interface CpuTime {
+  user: number;
+  system: number;
+}
+
+/** USER_HZ, the unit of /proc/<pid>/stat's times: 100 on every Linux architecture Node supports. */
+const CLOCK_TICKS = 100;
+
+export function cpuTime(pid: number): CpuTime {
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const micros = (ticks: string) => (Number(ticks) * 1e6) / CLOCK_TICKS;
+  return { user: micros(fields[11]!), system: micros(fields[12]!) };
+}
 
 export interface Child {
   process: ChildProcess;

@@ -1,11 +1,10 @@
 // (b) HTTPS throughput and latency of the webhook against a bare Fastify HTTPS server doing the
 // floor work (parse the same body, answer a review of the same size), each in its own process.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { startChild } from './child.js';
+import { cpuTime, startChild } from './child.js';
 import { REPO, type BenchFiles } from './workload.js';
 
 export type ServerKind = 'webhook' | 'webhook-info' | 'bare' | 'floor';
@@ -45,22 +44,6 @@ export function pinLoadGenerator(): Pinning | string {
 export function unpin(): void {
   // cpus(), not availableParallelism(): the latter counts only the CPUs this process is pinned to.
   execFileSync('taskset', ['-a', '-cp', `0-${cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
-}
-
-/** CPU time a process has used so far, in microseconds, split as the kernel accounts it. */
-export interface CpuTime {
-  user: number;
-  system: number;
-}
-
-/** Clock ticks per second of /proc/<pid>/stat: 100 on every Linux Node supports. */
-const TICKS_PER_SECOND = 100;
-
-function cpuTime(pid: number): CpuTime {
-  // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const micros = (ticks: string) => (Number(ticks) * 1e6) / TICKS_PER_SECOND;
-  return { user: micros(fields[11]!), system: micros(fields[12]!) };
 }
 
 export async function startServer(kind: ServerKind, files: BenchFiles, cpu?: number, nodeFlags: string[] = []) {

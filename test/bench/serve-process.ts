@@ -8,7 +8,7 @@ import https from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePorts } from '../support/net.js';
-import { startChild } from './child.js';
+import { cpuTime, startChild } from './child.js';
 import { REPO, type BenchFiles } from './workload.js';
 
 const POLL_MS = 5;
@@ -102,13 +102,11 @@ export async function startServe(files: BenchFiles, kubeconfig: string, node?: N
   };
 }
 
-/** CPU time (user + system) the process has used so far: start-up cost that a busy machine cannot inflate much. */
+/** CPU time (user + system) the process has used so far, in ms: start-up cost that a busy machine cannot inflate much. */
 function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  const { user, system } = cpuTime(pid);
+  return (user + system) / 1000;
 }
-/** USER_HZ: 100 on every Linux architecture Node supports. */
-const CLOCK_TICKS = 100;
 
 export interface ServeMeasurement {
   readyMs: number;
