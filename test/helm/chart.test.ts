@@ -9,7 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { isMap, parse, parseDocument, type YAMLMap } from 'yaml';
-import { REPO_ROOT } from '../support/repo.js';
+import { copyManifests, REPO_ROOT } from '../support/repo.js';
 import { HELM_STANDARD_LABELS, driftBetween, type K8sObject } from './drift.js';
 import { CHART_DIR, NAMESPACE, RELEASE, helmTemplate, helmTemplateRun, kustomize, runHelm, valuesFile } from './helm.js';
 
@@ -21,10 +21,7 @@ let work = '';
 let plainCaBundle = '';
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'realip-helm-chart-'));
-  cpSync(join(REPO_ROOT, 'manifests'), join(work, 'manifests'), {
-    recursive: true,
-    filter: (src) => !src.startsWith(join(REPO_ROOT, 'manifests', 'overlays', 'plain', 'tls')),
-  });
+  copyManifests(work);
   // The plain overlay needs certs/generate.sh output in its own tls/ directory.
   plainCaBundle = execFileSync('bash', [join(REPO_ROOT, 'certs/generate.sh'), '--out', join(work, 'manifests/overlays/plain/tls')], {
     encoding: 'utf8',

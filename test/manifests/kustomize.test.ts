@@ -6,10 +6,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { cpSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { copyManifests, REPO_ROOT } from '../support/repo.js';
 import { parse, parseAllDocuments } from 'yaml';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -21,7 +21,6 @@ interface K8sObject {
   [field: string]: Any;
 }
 
-const repo = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'realip-system';
 const WEBHOOK_CONFIG = '00-realip-webhook';
 const TLS_SECRET = 'realip-webhook-tls';
@@ -36,11 +35,7 @@ const skipReason = kubectlProbe.error
 let work = '';
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'realip-manifests-'));
-  cpSync(join(repo, 'manifests'), join(work, 'manifests'), {
-    recursive: true,
-    // A developer's own generated keys in the git-ignored dir are not copied (nor overwritten).
-    filter: (src) => !src.startsWith(join(repo, 'manifests', 'overlays', 'plain', 'tls')),
-  });
+  copyManifests(work);
 });
 after(() => {
   if (work) rmSync(work, { recursive: true, force: true });
@@ -231,7 +226,7 @@ function assertCommon(objs: K8sObject[]): void {
 }
 
 test('base/mutatingwebhookconfiguration.yaml holds exactly the one MutatingWebhookConfiguration', () => {
-  const docs = parseAllDocuments(readFileSync(join(repo, 'manifests/base/mutatingwebhookconfiguration.yaml'), 'utf8'));
+  const docs = parseAllDocuments(readFileSync(join(REPO_ROOT, 'manifests/base/mutatingwebhookconfiguration.yaml'), 'utf8'));
   assert.equal(docs.length, 1);
   const cfg = docs[0]!.toJS() as K8sObject;
   assert.equal(cfg.kind, 'MutatingWebhookConfiguration');
@@ -279,7 +274,7 @@ test('overlays/plain renders with certs/generate.sh output; caBundle is the gene
 
   const overlay = join(work, 'manifests/overlays/plain');
   const tlsDir = join(overlay, 'tls');
-  const printed = execFileSync('bash', [join(repo, 'certs/generate.sh'), '--out', tlsDir], {
+  const printed = execFileSync('bash', [join(REPO_ROOT, 'certs/generate.sh'), '--out', tlsDir], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   }).trim();
@@ -314,9 +309,9 @@ test('overlays/plain renders with certs/generate.sh output; caBundle is the gene
 });
 
 test('overlays/plain has its tls/ directory git-ignored', () => {
-  const ignore = readFileSync(join(repo, 'manifests/overlays/plain/.gitignore'), 'utf8');
+  const ignore = readFileSync(join(REPO_ROOT, 'manifests/overlays/plain/.gitignore'), 'utf8');
   assert.match(ignore, /^\/?tls\/?$/m);
-  const plain = parse(readFileSync(join(repo, 'manifests/overlays/plain/kustomization.yaml'), 'utf8'));
+  const plain = parse(readFileSync(join(REPO_ROOT, 'manifests/overlays/plain/kustomization.yaml'), 'utf8'));
   const files: string[] = plain.secretGenerator[0].files;
   assert.ok(files.every((f) => f.split('=').pop()!.startsWith('tls/')), 'generator reads only from tls/');
   assert.ok(!files.some((f) => f.includes('ca.key')), 'the CA key never goes into the Secret');
