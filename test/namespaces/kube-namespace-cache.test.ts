@@ -197,10 +197,15 @@ describe('watch dropped', () => {
     await cache.start();
   });
 
-  it('resumes without a list after the server ends a watch that delivered an event, and sees a change made meanwhile', async () => {
+  /** A watch is open and has delivered a change, so the cache holds a resourceVersion it confirmed. */
+  const watchDeliversAnEvent = async () => {
     await until('the watch', () => server.openWatches === 1);
     server.set('demo', { ...ENABLED, team: 'seen-by-the-watch' });
     await until('the watch event', async () => (await labelsOf(cache, 'demo'))?.['team'] === 'seen-by-the-watch');
+  };
+
+  it('resumes without a list after the server ends a watch that delivered an event, and sees a change made meanwhile', async () => {
+    await watchDeliversAnEvent();
     server.endWatches();
     server.set('demo', { ...ENABLED, team: 'changed-between-watches' });
     await until('the change to arrive', async () => (await labelsOf(cache, 'demo'))?.['team'] === 'changed-between-watches');
@@ -208,9 +213,7 @@ describe('watch dropped', () => {
   });
 
   it('lists again after the stream breaks, even one that delivered events: the next connection may reach other storage', async () => {
-    await until('the watch', () => server.openWatches === 1);
-    server.set('demo', { ...ENABLED, team: 'seen-by-the-watch' });
-    await until('the watch event', async () => (await labelsOf(cache, 'demo'))?.['team'] === 'seen-by-the-watch');
+    await watchDeliversAnEvent();
     server.dropWatches();
     server.set('demo', { ...ENABLED, team: 'changed-while-dropped' });
     await until('the change to arrive', async () => (await labelsOf(cache, 'demo'))?.['team'] === 'changed-while-dropped');
