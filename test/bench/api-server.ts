@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
-import { DEFAULT_APISERVER, INSTALL_HINT, isExecutable, startCluster, type Cluster } from '../e2e/cluster.js';
+import { APISERVER, INSTALL_HINT, isExecutable, startCluster, type Cluster } from '../e2e/cluster.js';
 import { FAKE_TOKEN, FakeApiServer } from '../support/fake-apiserver.js';
 
 /** Namespace creates in flight while filling the API server: enough to keep etcd busy. */
@@ -115,12 +115,11 @@ async function fakeApiServer(dir: string): Promise<BenchApiServer> {
 
 /** The real API server when it can start; otherwise the fake one and the reason, for the notes. */
 export async function startBenchApiServer(dir: string): Promise<{ api: BenchApiServer; whyNotReal?: string }> {
-  const binary = process.env.KUBE_APISERVER ?? DEFAULT_APISERVER;
-  if (!(await isExecutable(binary))) {
-    return { api: await fakeApiServer(dir), whyNotReal: `kube-apiserver not found at ${binary} (${INSTALL_HINT})` };
+  if (!(await isExecutable(APISERVER))) {
+    return { api: await fakeApiServer(dir), whyNotReal: `kube-apiserver not found at ${APISERVER} (${INSTALL_HINT})` };
   }
   try {
-    return { api: await realApiServer(await startCluster({ apiserverBinary: binary })) };
+    return { api: await realApiServer(await startCluster()) };
   } catch (err) {
     return { api: await fakeApiServer(dir), whyNotReal: `the e2e API server did not start: ${(err as Error).message.split('\n')[0]}` };
   }

@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { KUBERNETES_BIN_DIR, INSTALL_HINT, findExecutable, isExecutable, tail } from '../e2e/cluster.js';
+import { atLeast } from '../kubernetes/release.js';
 import { ROOT, getJson, manifestStream, missingPrerequisites, pollUntil, type Obj } from '../e2e/webhook-harness.js';
 import { startClusterWithWebhook, type ClusterWithWebhook } from './cluster-with-webhook.js';
 import { NetnsSet, logDirPrefix, sweepLeftovers } from './netns.js';
@@ -44,11 +45,17 @@ fetch(url, { signal: AbortSignal.timeout(Number(ms)) }).then(
 
 export type HttpAnswer = { status: number; body: string } | { error: string };
 
+export type ProxyMode = 'iptables' | 'nftables';
+
+/** The proxy modes the release under test has: nftables from 1.29 (GA in 1.33). */
+export const PROXY_MODES: ProxyMode[] = atLeast('1.33') ? ['iptables', 'nftables'] : ['iptables'];
+
 /** What the datapath suite needs beyond the e2e suite's prerequisites, each with its fix. */
 export async function missingDatapathPrerequisites(): Promise<string[]> {
   const missing = await missingPrerequisites();
   if (!(await isExecutable(KUBE_PROXY))) missing.push(`kube-proxy not found at ${KUBE_PROXY}: ${INSTALL_HINT}`);
-  for (const tool of ['ip', 'iptables', 'iptables-save', 'conntrack', 'socat']) {
+  const tools = ['ip', 'iptables', 'iptables-save', 'conntrack', 'socat', ...(PROXY_MODES.includes('nftables') ? ['nft'] : [])];
+  for (const tool of tools) {
     if (!(await findExecutable(tool, [`/usr/sbin/${tool}`, `/sbin/${tool}`]))) missing.push(`${tool} not found in PATH: ${INSTALL_HINT}`);
   }
   return missing;
@@ -80,14 +87,17 @@ export function service(name: string, ns: string, type: 'NodePort' | 'LoadBalanc
 
 /** What the endpoint-slice controller would write for the pod behind node1 (there is no kubelet to report it). */
 export function endpointSlice(serviceName: string, ns: string): Obj {
+  // discovery.k8s.io/v1 (1.21+) names the endpoint's node; kube-proxy 1.20 reads v1beta1's topology key.
+  const [apiVersion, onNode1] = atLeast('1.21')
+    ? ['discovery.k8s.io/v1', { nodeName: 'node1' }]
+    : ['discovery.k8s.io/v1beta1', { topology: { [HOSTNAME]: 'node1' } }];
   return {
-    apiVersion: 'discovery.k8s.io/v1beta1',
+    apiVersion,
     kind: 'EndpointSlice',
     metadata: { name: `${serviceName}-pod`, namespace: ns, labels: { 'kubernetes.io/service-name': serviceName } },
     addressType: 'IPv4',
     ports: [{ name: '', port: POD_PORT, protocol: 'TCP' }],
-    // kube-proxy 1.20 tells local endpoints by this topology key; nodeName is not read yet.
-    endpoints: [{ addresses: [POD_IP], conditions: { ready: true }, topology: { [HOSTNAME]: 'node1' } }],
+    endpoints: [{ addresses: [POD_IP], conditions: { ready: true }, ...onNode1 }],
   };
 }
 
@@ -158,15 +168,40 @@ async function waitForLine(file: string, line: string, what: string, alive: () =
   }, { timeoutMs: 15_000, intervalMs: 100 });
 }
 
-/** The policy kube-proxy programmed for a node port, read from its iptables rules (undefined: not yet). */
-function programmedPolicy(natRules: string, nodePort: number): 'Local' | 'Cluster' | undefined {
-  const rules = natRules.split('\n').filter((l) => l.startsWith('-A KUBE-NODEPORTS ') && l.includes(`--dport ${nodePort} `));
-  if (rules.some((l) => / -j KUBE-XLB-/.test(l))) return 'Local';
-  if (rules.some((l) => / -j KUBE-SVC-/.test(l))) return 'Cluster';
+type Policy = 'Local' | 'Cluster';
+
+/**
+ * The policy kube-proxy's iptables mode programmed for a node port (undefined: not yet). 1.20
+ * jumps to KUBE-XLB (Local) or KUBE-SVC (Cluster); newer releases always jump to KUBE-EXT, whose
+ * masquerade rule covers only the node's own traffic under Local.
+ */
+function iptablesPolicy(natRules: string, svc: string, nodePort: number): Policy | undefined {
+  const lines = natRules.split('\n');
+  const jumps = lines.filter((l) => l.startsWith('-A KUBE-NODEPORTS ') && l.includes(`--dport ${nodePort} `));
+  if (jumps.some((l) => / -j KUBE-XLB-/.test(l))) return 'Local';
+  if (jumps.some((l) => / -j KUBE-SVC-/.test(l))) return 'Cluster';
+  const ext = jumps.map((l) => / -j (KUBE-EXT-\S+)/.exec(l)?.[1]).find(Boolean);
+  if (!ext) return undefined;
+  const rules = lines.filter((l) => l.startsWith(`-A ${ext} `));
+  if (rules.some((l) => l.includes(`"masquerade LOCAL traffic for ${svc} external destinations"`))) return 'Local';
+  if (rules.some((l) => l.includes(`"masquerade traffic for ${svc} external destinations"`))) return 'Cluster';
   return undefined;
 }
 
-export async function startLab(): Promise<Lab> {
+/**
+ * The same read from the nftables mode's table: the node port's map element leads to the
+ * Service's external chain, where Local masquerades only the node's own traffic.
+ */
+function nftablesPolicy(table: string, svc: string, nodePort: number): Policy | undefined {
+  const chain = new RegExp(`tcp \\. ${nodePort} : goto (external-\\S+-${svc.replace('/', '\\/')}\\/tcp\\/)`).exec(table)?.[1];
+  if (!chain) return undefined;
+  const body = table.slice(table.indexOf(`chain ${chain} {`)).split('\n\t}')[0]!;
+  if (body.includes('comment "masquerade local traffic"')) return 'Local';
+  if (body.includes('comment "masquerade"')) return 'Cluster';
+  return undefined;
+}
+
+export async function startLab(mode: ProxyMode = 'iptables'): Promise<Lab> {
   const swept = sweepLeftovers();
   if (swept.length > 0) console.log(`# removed network namespaces left by an earlier run: ${swept.join(', ')}`);
   const dir = await mkdtemp(logDirPrefix());
@@ -205,8 +240,10 @@ export async function startLab(): Promise<Lab> {
         '--kubeconfig', c.kubeconfig,
         '--hostname-override', n,
         '--bind-address', NODE_IPS[n],
-        '--proxy-mode', 'iptables',
+        '--proxy-mode', mode,
         '--cluster-cidr', CLUSTER_CIDR,
+        // Node ports on the node's own address (from its Node object), nftables' default too.
+        ...(atLeast('1.29') ? ['--nodeport-addresses', 'primary'] : []),
         // Zero: leave the kernel's conntrack settings alone (they are not all per namespace).
         '--conntrack-max-per-core', '0',
         '--conntrack-tcp-timeout-established', '0',
@@ -234,9 +271,11 @@ export async function startLab(): Promise<Lab> {
       const policy = svc.spec.externalTrafficPolicy as string;
       const nodePort = svc.spec.ports[0].nodePort as number;
       for (const n of NODE_NAMES) {
-        await pollUntil(`kube-proxy on ${n} to program ${ns}/${name} (node port ${nodePort}) as ${policy}`, async () => {
-          const rules = await netns.exec(n, ['iptables-save', '-t', 'nat']);
-          return programmedPolicy(rules, nodePort) === policy ? true : undefined;
+        await pollUntil(`kube-proxy on ${n} to program ${ns}/${name} (node port ${nodePort}) as ${policy} (${mode})`, async () => {
+          const programmed = mode === 'nftables'
+            ? nftablesPolicy(await netns.exec(n, ['nft', 'list', 'table', 'ip', 'kube-proxy']), `${ns}/${name}`, nodePort)
+            : iptablesPolicy(await netns.exec(n, ['iptables-save', '-t', 'nat']), `${ns}/${name}`, nodePort);
+          return programmed === policy ? true : undefined;
         }, { timeoutMs: PROGRAMMED_TIMEOUT_MS, intervalMs: 200 });
       }
       const hc = svc.spec.healthCheckNodePort as number | undefined;

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KUBERNETES_BIN_DIR, INSTALL_HINT, isExecutable, startProcess, stopProcess, tail, type Proc } from '../e2e/cluster.js';
+import { atLeast, release } from '../kubernetes/release.js';
 import { getJson, manifestStream, missingPrerequisites, pollUntil, type Obj } from '../e2e/webhook-harness.js';
 import { ENABLED, namespace, startClusterWithWebhook, type ClusterWithWebhook } from './cluster-with-webhook.js';
 
@@ -71,7 +72,7 @@ interface Placement {
   unschedulable: number;
 }
 
-describe('real kube-scheduler bindings under the webhook\'s anti-affinity (two Nodes, no kubelet)', {
+describe(`real kube-scheduler ${release.version} bindings under the webhook's anti-affinity (two Nodes, no kubelet)`, {
   skip: missing.length > 0 && 'prerequisites missing (see above)',
   timeout: 240_000,
 }, () => {
@@ -113,8 +114,10 @@ describe('real kube-scheduler bindings under the webhook\'s anti-affinity (two N
     for (const n of [BIG, SMALL]) await cluster.kubectl(['taint', 'node', n, 'node.kubernetes.io/not-ready:NoSchedule-']);
     await create(namespace('plain'), namespace('preferred', ENABLED), namespace('required', { ...ENABLED, 'realip.io/anti-affinity': 'required' }));
 
-    // Port 0 for both servers: nothing listens anywhere; leader election off: one of each.
-    const common = ['--kubeconfig', cluster.kubeconfig, '--leader-elect=false', '--port', '0', '--secure-port', '0'];
+    // Port 0 for both servers: nothing listens anywhere (the insecure --port is gone from 1.24);
+    // leader election off: one of each.
+    const ports = atLeast('1.24') ? ['--secure-port', '0'] : ['--port', '0', '--secure-port', '0'];
+    const common = ['--kubeconfig', cluster.kubeconfig, '--leader-elect=false', ...ports];
     controlPlane.push(startProcess('kube-scheduler', SCHEDULER, dir, common));
     controlPlane.push(startProcess('kube-controller-manager', CONTROLLER_MANAGER, dir, [...common, '--controllers', 'deployment,replicaset']));
 

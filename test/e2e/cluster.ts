@@ -9,6 +9,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { atLeast, release as releaseUnderTest, type KubernetesRelease } from '../kubernetes/release.js';
 import { freePorts } from '../support/net.js';
 
 export interface KubectlResult {
@@ -32,10 +33,9 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-// Where install-kubernetes.sh puts the components; KUBE_APISERVER points elsewhere.
-export const KUBERNETES_BIN_DIR = '/var/cache/realip-webhook/kubernetes-1.20.2';
-export const DEFAULT_APISERVER = `${KUBERNETES_BIN_DIR}/kube-apiserver`;
-export const INSTALL_HINT = 'run test/e2e/install-kubernetes.sh (as root) first';
+export const KUBERNETES_BIN_DIR = releaseUnderTest.binDir;
+export const APISERVER = `${KUBERNETES_BIN_DIR}/kube-apiserver`;
+export const INSTALL_HINT = releaseUnderTest.installHint;
 const START_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
 
@@ -53,13 +53,15 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-export async function startCluster(opts: { apiserverBinary?: string } = {}): Promise<Cluster> {
-  const apiserverBin = opts.apiserverBinary ?? process.env.KUBE_APISERVER ?? DEFAULT_APISERVER;
-  if (!(await isExecutable(apiserverBin))) throw new Error(`kube-apiserver not found at ${apiserverBin}: ${INSTALL_HINT}`);
-  const etcdBin = await findExecutable('etcd', ['/usr/bin/etcd']);
-  if (!etcdBin) throw new Error(`etcd not found in PATH: ${INSTALL_HINT}`);
-  const kubectlBin = await findExecutable('kubectl');
-  if (!kubectlBin) throw new Error(`kubectl not found in PATH: ${INSTALL_HINT}`);
+/** A control plane of the release under test (KUBE_VERSION), or of the one given. */
+export async function startCluster(opts: { release?: KubernetesRelease; apiserverArgs?: string[] } = {}): Promise<Cluster> {
+  const release = opts.release ?? releaseUnderTest;
+  const apiserverBin = `${release.binDir}/kube-apiserver`;
+  const etcdBin = release.etcd;
+  const kubectlBin = release.kubectl;
+  for (const bin of [apiserverBin, etcdBin, kubectlBin]) {
+    if (!(await isExecutable(bin))) throw new Error(`${bin} not found: ${release.installHint}`);
+  }
 
   const dir = await mkdtemp(join(tmpdir(), 'realip-e2e-'));
   const certDir = join(dir, 'certs');
@@ -84,8 +86,8 @@ export async function startCluster(opts: { apiserverBinary?: string } = {}): Pro
 
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
-  // etcd 3.4: a custom client URL needs an advertise URL, and a custom peer URL
-  // must match --initial-cluster, otherwise it falls back to localhost:2380.
+  // A custom client URL needs an advertise URL, and a custom peer URL must match
+  // --initial-cluster, otherwise etcd falls back to localhost:2380.
   const etcdArgs = [
     '--data-dir', join(dir, 'etcd'),
     '--listen-client-urls', etcdUrl,
@@ -99,7 +101,8 @@ export async function startCluster(opts: { apiserverBinary?: string } = {}): Pro
     '--secure-port', String(securePort),
     '--bind-address', '127.0.0.1',
     '--advertise-address', '127.0.0.1',
-    '--insecure-port', '0',
+    // Removed in 1.24; before that the unauthenticated port is on by default.
+    ...(atLeast('1.24', release) ? [] : ['--insecure-port', '0']),
     '--service-cluster-ip-range', '10.0.0.0/24',
     '--cert-dir', certDir,
     '--service-account-issuer', 'https://kubernetes.default.svc',
@@ -109,6 +112,7 @@ export async function startCluster(opts: { apiserverBinary?: string } = {}): Pro
     '--authorization-mode', 'RBAC',
     // No controller-manager mints ServiceAccount tokens, so this plugin would reject every Pod.
     '--disable-admission-plugins', 'ServiceAccount',
+    ...(opts.apiserverArgs ?? []),
   ];
   let etcd = startProcess('etcd', etcdBin, dir, etcdArgs);
   let apiserver = startProcess('kube-apiserver', apiserverBin, dir, apiserverArgs);

@@ -11,13 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
 import { freePort } from '../support/net.js';
-import { DEFAULT_APISERVER, INSTALL_HINT, findExecutable, isExecutable, type Cluster } from './cluster.js';
+import { applyPatch, type Operation } from 'fast-json-patch';
+import { atLeast, release, type KubernetesRelease } from '../kubernetes/release.js';
+import { APISERVER, INSTALL_HINT, isExecutable, type Cluster } from './cluster.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 // REALIP_E2E_CLI: run another build (e.g. a deliberately broken copy, to see the suite catch it).
 const CLI = process.env.REALIP_E2E_CLI ?? join(ROOT, 'dist', 'cli.js');
 const GENERATE = join(ROOT, 'certs', 'generate.sh');
 const SHIPPED_CONFIG = join(ROOT, 'manifests', 'base', 'mutatingwebhookconfiguration.yaml');
+const BEFORE_1_30 = join(ROOT, 'manifests', 'components', 'before-1.30', 'kustomization.yaml');
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
 
@@ -27,10 +30,8 @@ export type Obj = Record<string, any>;
 /** What the suite cannot run without, each with the command that provides it. */
 export async function missingPrerequisites(): Promise<string[]> {
   const missing: string[] = [];
-  const apiserver = process.env.KUBE_APISERVER ?? DEFAULT_APISERVER;
-  if (!(await isExecutable(apiserver))) missing.push(`kube-apiserver not found at ${apiserver}: ${INSTALL_HINT}`);
-  for (const tool of ['etcd', 'kubectl']) {
-    if (!(await findExecutable(tool))) missing.push(`${tool} not found in PATH: ${INSTALL_HINT}`);
+  for (const bin of [APISERVER, release.etcd, release.kubectl]) {
+    if (!(await isExecutable(bin))) missing.push(`${bin} not found (Kubernetes ${release.version}): ${INSTALL_HINT}`);
   }
   if (!(await isExecutable(GENERATE))) missing.push(`${GENERATE} is missing or not executable`);
   try {
@@ -70,6 +71,8 @@ export interface Webhook {
   port: number;
   /** The URL to register: https://127.0.0.1:<port>/mutate */
   url: string;
+  /** Plain-HTTP Prometheus metrics: http://127.0.0.1:<port>/metrics */
+  metricsUrl: string;
   logFile: string;
   args: string[];
   running(): boolean;
@@ -152,6 +155,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
     name: opts.name,
     port,
     url: `https://127.0.0.1:${port}/mutate`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     logFile,
     args,
     running: () => !exited,
@@ -174,9 +178,17 @@ function probeReadyz(port: number, ca: Buffer): Promise<string> {
   });
 }
 
-/** manifests/base/mutatingwebhookconfiguration.yaml, parsed, exactly as shipped. */
-export async function shippedWebhookConfiguration(): Promise<Obj> {
-  return parse(await readFile(SHIPPED_CONFIG, 'utf8')) as Obj;
+/**
+ * manifests/base/mutatingwebhookconfiguration.yaml, parsed, exactly as shipped for the release
+ * under test: before 1.30 with the JSON patch of components/before-1.30 applied, as kustomize
+ * would apply it.
+ */
+export async function shippedWebhookConfiguration(r: KubernetesRelease = release): Promise<Obj> {
+  const config = parse(await readFile(SHIPPED_CONFIG, 'utf8')) as Obj;
+  if (atLeast('1.30', r)) return config;
+  const component = parse(await readFile(BEFORE_1_30, 'utf8')) as Obj;
+  const [patch] = component.patches as Obj[];
+  return applyPatch(config, parse(patch!.patch) as Operation[], true, false).newDocument;
 }
 
 /**

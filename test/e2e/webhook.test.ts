@@ -1,4 +1,4 @@
-// End to end: a real kube-apiserver 1.20 calls the real built webhook (node dist/cli.js serve),
+// End to end: a real kube-apiserver (1.20 or 1.37, KUBE_VERSION) calls the real built webhook (node dist/cli.js serve),
 // registered with the MutatingWebhookConfiguration shipped in manifests/base. kubectl is the
 // client, as a user would drive it; every scenario asserts on the object read back from the API
 // server (and on the warnings kubectl prints). There are no controllers: Pods stay Pending and
@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
+import { atLeast, release } from '../kubernetes/release.js';
 import type { ServingCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from './cluster.js';
 import {
@@ -90,10 +91,11 @@ function job(name: string, ns: string): Obj {
   return { apiVersion: 'batch/v1', kind: 'Job', metadata: { name, namespace: ns }, spec: { template: podTemplate(name, { restartPolicy: 'Never' }) } };
 }
 
-// Kubernetes 1.20 serves CronJob as batch/v1beta1 only; the shipped rule matches batch/*.
+// Kubernetes 1.20 serves CronJob as batch/v1beta1 only (batch/v1 from 1.21); the shipped rule matches batch/*.
+const CRONJOB_VERSION = atLeast('1.21') ? 'batch/v1' : 'batch/v1beta1';
 function cronJob(name: string, ns: string): Obj {
   return {
-    apiVersion: 'batch/v1beta1',
+    apiVersion: CRONJOB_VERSION,
     kind: 'CronJob',
     metadata: { name, namespace: ns },
     spec: { schedule: '*/5 * * * *', jobTemplate: { spec: { template: podTemplate(name, { restartPolicy: 'Never' }) } } },
@@ -104,6 +106,14 @@ function pod(name: string, ns: string, o: PodTemplateOptions & { generateName?: 
   const { metadata, spec } = podTemplate(name, o);
   const naming = o.generateName ? { generateName: `${name}-` } : { name };
   return { apiVersion: 'v1', kind: 'Pod', metadata: { ...naming, namespace: ns, ...metadata }, spec };
+}
+
+/** A Pod that the restricted Pod Security level admits. */
+function restricted(p: Obj): Obj {
+  const container = { securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } };
+  p.spec.securityContext = { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } };
+  p.spec.containers = (p.spec.containers as Obj[]).map((c) => ({ ...c, ...container }));
+  return p;
 }
 
 function service(name: string, ns: string, type: 'NodePort' | 'LoadBalancer' | 'ClusterIP', annotations?: Record<string, string>): Obj {
@@ -229,7 +239,7 @@ if (missing.length > 0) {
   });
 }
 
-describe('realip-webhook behind a real kube-apiserver 1.20 (shipped MutatingWebhookConfiguration, kubectl as the client)', { skip: missing.length > 0 && 'prerequisites missing (see above)' }, () => {
+describe(`realip-webhook behind a real kube-apiserver ${release.version} (shipped MutatingWebhookConfiguration, kubectl as the client)`, { skip: missing.length > 0 && 'prerequisites missing (see above)' }, () => {
   before(() => withLogs(async () => {
     cluster = await startCluster();
     workDir = await mkdtemp(join(tmpdir(), 'realip-e2e-webhook-'));
@@ -253,10 +263,11 @@ describe('realip-webhook behind a real kube-apiserver 1.20 (shipped MutatingWebh
   scenario('registered as shipped: only clientConfig differs from manifests/base (url to the webhook, test CA as caBundle)', async () => {
     const stored = await getJson(cluster, ['mutatingwebhookconfiguration', shipped.metadata.name]);
     assert.equal(stored.webhooks.length, shipped.webhooks.length);
-    const [live, want] = [stored.webhooks[0], shipped.webhooks[0]];
-    assert.deepEqual(live.clientConfig, { url: webhook.url, caBundle: certs.caBundle });
-    for (const field of ['name', 'rules', 'namespaceSelector', 'matchPolicy', 'sideEffects', 'admissionReviewVersions', 'timeoutSeconds', 'reinvocationPolicy', 'failurePolicy']) {
-      assert.deepEqual(live[field], want[field], `webhooks[0].${field} as shipped`);
+    for (const [i, want] of (shipped.webhooks as Obj[]).entries()) {
+      const live = stored.webhooks[i];
+      assert.deepEqual(live.clientConfig, { url: webhook.url, caBundle: certs.caBundle });
+      const fields = ['name', 'rules', 'matchConditions', 'namespaceSelector', 'matchPolicy', 'sideEffects', 'admissionReviewVersions', 'timeoutSeconds', 'reinvocationPolicy', 'failurePolicy'];
+      for (const field of fields) assert.deepEqual(live[field], want[field], `webhooks[${i}].${field} as shipped`);
     }
   });
 
@@ -309,7 +320,7 @@ describe('realip-webhook behind a real kube-apiserver 1.20 (shipped MutatingWebh
 
   // --- Every workload kind -----------------------------------------------------------------------
 
-  scenario('every workload kind: Deployment, StatefulSet, ReplicaSet get anti-affinity + TPROXY; DaemonSet, Job, CronJob (batch/v1beta1) TPROXY only', async () => {
+  scenario(`every workload kind: Deployment, StatefulSet, ReplicaSet get anti-affinity + TPROXY; DaemonSet, Job, CronJob (${CRONJOB_VERSION}) TPROXY only`, async () => {
     const ns = 'e2e-kinds';
     await createNamespace(ns, ENABLED);
     await create(
@@ -330,7 +341,7 @@ describe('realip-webhook behind a real kube-apiserver 1.20 (shipped MutatingWebh
       assert.equal(interception(o), 'TPROXY', `${kind} TPROXY`);
       assert.equal(podAntiAffinity(o), undefined, `${kind}: no anti-affinity`);
     }
-    assert.equal((await get('cronjob', 'cron', ns)).apiVersion, 'batch/v1beta1');
+    assert.equal((await get('cronjob', 'cron', ns)).apiVersion, CRONJOB_VERSION);
   });
 
   scenario('every workload kind: a bare Pod and a generateName Pod get TPROXY (request.namespace, not metadata.namespace)', async () => {
@@ -455,10 +466,11 @@ describe('realip-webhook behind a real kube-apiserver 1.20 (shipped MutatingWebh
   });
 
   scenario('namespace with pod-security.kubernetes.io/enforce=restricted: no TPROXY (needs NET_ADMIN), warning in kubectl stderr, anti-affinity kept', async () => {
-    // The 1.20 API server has no PodSecurity admission plugin: only the label matters here.
+    // From 1.25 the PodSecurity admission plugin enforces the label, so the bare Pod is written
+    // to pass restricted; 1.20 has no such plugin and only the label matters.
     const ns = 'e2e-psa-restricted';
     await createNamespace(ns, { ...ENABLED, 'pod-security.kubernetes.io/enforce': 'restricted' });
-    const { stderr } = await create(deployment('web', ns), pod('bare', ns));
+    const { stderr } = await create(deployment('web', ns), restricted(pod('bare', ns)));
     const d = await get('deployment', 'web', ns);
     assert.equal(interception(d), undefined);
     assertSpread(d, 'preferred');

@@ -1,8 +1,8 @@
-// The chart against the real API server of the e2e suite (kube-apiserver 1.20 + etcd on
+// The chart against the real API server of the e2e suite (kube-apiserver 1.20 or 1.37 + etcd on
 // loopback): helm install in tls.mode=helm, upgrade, uninstall, and the installed webhook
 // configuration serving admission through the built webhook, run outside the cluster (there is no
 // kubelet) with the certificate and key from the Secret the chart made.
-//   npm run test:helm (builds first; needs test/e2e/install-kubernetes.sh)
+//   npm run test:helm (builds first; needs test/kubernetes/install-$KUBE_VERSION.sh)
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from '../e2e/cluster.js';
 import { adaptWebhookConfiguration, getJson, missingPrerequisites, pollUntil, startWebhook, type Obj, type Webhook } from '../e2e/webhook-harness.js';
+import { atLeast, release } from '../kubernetes/release.js';
 import { CHART_DIR, NAMESPACE, RELEASE, parseObjects, runHelm, valuesFile, type Run } from './helm.js';
 
 const WEBHOOK_CONFIG = `00-${RELEASE}`;
@@ -20,11 +21,13 @@ const STEP_TIMEOUT_MS = 120_000;
 // The webhook runs outside the cluster and the API server dials it on loopback, so the generated
 // serving certificate also names 127.0.0.1 (tls.helm.extraIpAddresses); the Service names stay.
 const VALUES = { tls: { mode: 'helm', helm: { extraIpAddresses: ['127.0.0.1'] } } };
-// The release's objects on Kubernetes 1.20: policy/v1beta1 for the PDB (policy/v1 is 1.21+).
+// The release's objects: policy/v1beta1 for the PDB on 1.20 (policy/v1 is 1.21+), and an HPA
+// of autoscaling/v2beta2 there (autoscaling/v2 is 1.23+) when autoscaling is on.
+const HPA_VERSION = atLeast('1.23') ? 'v2' : 'v2beta2';
 const EXPECTED_OBJECTS = [
   'admissionregistration.k8s.io/v1 MutatingWebhookConfiguration',
   'apps/v1 Deployment',
-  'policy/v1beta1 PodDisruptionBudget',
+  `policy/${atLeast('1.21') ? 'v1' : 'v1beta1'} PodDisruptionBudget`,
   'rbac.authorization.k8s.io/v1 ClusterRole',
   'rbac.authorization.k8s.io/v1 ClusterRoleBinding',
   'scheduling.k8s.io/v1 PriorityClass',
@@ -72,7 +75,7 @@ if (missing.length > 0) {
   });
 }
 
-describe('the chart against a real kube-apiserver 1.20 (helm install, upgrade, uninstall)', { skip: missing.length > 0 && 'prerequisites missing (see above)' }, () => {
+describe(`the chart against a real kube-apiserver ${release.version} (helm install, upgrade, uninstall)`, { skip: missing.length > 0 && 'prerequisites missing (see above)' }, () => {
   before(async () => {
     cluster = await startCluster();
     workDir = await mkdtemp(join(tmpdir(), 'realip-helm-install-'));
@@ -104,8 +107,14 @@ describe('the chart against a real kube-apiserver 1.20 (helm install, upgrade, u
 
   test("the installed caBundle verifies the serving certificate in the Secret, for the Service's name", () => {
     const webhookEntry = installedConfig.webhooks[0];
+    for (const entry of installedConfig.webhooks) {
+      assert.deepEqual(entry.clientConfig, webhookEntry.clientConfig, `${entry.name}: the same clientConfig in every entry`);
+      assert.equal(entry.failurePolicy, 'Ignore');
+    }
+    // matchConditions: auto, decided from the API server's version that helm read.
+    const conditions = (installedConfig.webhooks as Obj[]).map((w) => (w.matchConditions ?? []).length > 0);
+    assert.deepEqual(conditions, atLeast('1.30') ? [true, true, true, false] : [false, false, false, false]);
     assert.deepEqual(webhookEntry.clientConfig.service, { name: RELEASE, namespace: NAMESPACE, path: '/mutate', port: 443 });
-    assert.equal(webhookEntry.failurePolicy, 'Ignore');
     assert.equal(installedSecret.type, 'kubernetes.io/tls');
     assert.deepEqual(Object.keys(installedSecret.data).sort(), ['ca.crt', 'tls.crt', 'tls.key'], 'no CA private key stored');
     const ca = new X509Certificate(pem(webhookEntry.clientConfig.caBundle));
@@ -116,15 +125,15 @@ describe('the chart against a real kube-apiserver 1.20 (helm install, upgrade, u
   });
 
   test('helm upgrade keeps the same CA and serving pair while applying the new values', { timeout: STEP_TIMEOUT_MS }, async () => {
-    // Also what Kubernetes 1.20 gets for the optional objects: an autoscaling/v2beta2 HPA
-    // (autoscaling/v2 is 1.23+), and no ServiceMonitor without its API, with a warning instead.
+    // Also the optional objects: an HPA of the newest version the cluster serves, and no
+    // ServiceMonitor without its API, with a warning instead.
     const values = { ...VALUES, logLevel: 'debug', autoscaling: { enabled: true }, serviceMonitor: { enabled: true } };
     const r = helm(['upgrade', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--values', valuesFile(values)]);
     assert.match(r.stdout, /REVISION: 2/);
     assert.match(r.stdout, /serviceMonitor.enabled is true but the cluster does not serve monitoring.coreos.com\/v1/);
     const declared = parseObjects(releaseManifest(), 'helm get manifest').map((o) => kindOf(o as Obj));
-    assert.deepEqual(declared.sort(), [...EXPECTED_OBJECTS, 'autoscaling/v2beta2 HorizontalPodAutoscaler'].sort());
-    const hpa = await getJson(cluster, ['horizontalpodautoscalers.v2beta2.autoscaling', RELEASE, '-n', NAMESPACE]);
+    assert.deepEqual(declared.sort(), [...EXPECTED_OBJECTS, `autoscaling/${HPA_VERSION} HorizontalPodAutoscaler`].sort());
+    const hpa = await getJson(cluster, [`horizontalpodautoscalers.${HPA_VERSION}.autoscaling`, RELEASE, '-n', NAMESPACE]);
     assert.deepEqual([hpa.spec.minReplicas, hpa.spec.maxReplicas], [2, 5]);
 
     const config = await getJson(cluster, ['mutatingwebhookconfiguration', WEBHOOK_CONFIG]);

@@ -12,12 +12,12 @@ import {
   fetchText,
   generateClientCerts,
   NAMESPACES_YAML,
-  sample,
   send,
   startServer,
   type ClientCredentials,
   type Running,
 } from './harness.js';
+import { sample } from '../support/prometheus.js';
 
 let work = '';
 let certs: ServingCerts;

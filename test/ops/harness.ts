@@ -144,19 +144,6 @@ export async function fetchText(url: string): Promise<{ status: number; text: st
   return { status: res.status, text: await res.text(), contentType: res.headers.get('content-type') ?? '' };
 }
 
-/** The value of one Prometheus sample whose labels include `labels`, or undefined when absent. */
-export function sample(exposition: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of exposition.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const found: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) found[pair[1]!] = pair[2]!;
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return match[3] === '+Inf' ? Infinity : Number(match[3]);
-  }
-  return undefined;
-}
-
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

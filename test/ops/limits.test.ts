@@ -15,7 +15,8 @@ import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.
 import { KEEP_ALIVE_TIMEOUT_MS } from '../../src/server/webhook-server.js';
 import { deployment, review } from '../fixtures/objects.js';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
-import { eventually, fetchText, NAMESPACES_YAML, sample, send, startServer, type Running } from './harness.js';
+import { eventually, fetchText, NAMESPACES_YAML, send, startServer, type Running } from './harness.js';
+import { sample } from '../support/prometheus.js';
 
 let work = '';
 let certs: ServingCerts;

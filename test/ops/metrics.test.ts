@@ -12,7 +12,8 @@ import { FileNamespaceSource } from '../../src/namespaces/file-namespace-source.
 import type { NamespaceSource } from '../../src/namespaces/namespace-source.js';
 import { deployment, review, service } from '../fixtures/objects.js';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
-import { fetchText, NAMESPACES_YAML, sample, send, startServer, type Running } from './harness.js';
+import { fetchText, NAMESPACES_YAML, send, startServer, type Running } from './harness.js';
+import { sample } from '../support/prometheus.js';
 
 let work = '';
 let certs: ServingCerts;

@@ -18,11 +18,11 @@ import {
   fetchText,
   generateClientCerts,
   NAMESPACES_YAML,
-  sample,
   send,
   startServer,
   type Running,
 } from './harness.js';
+import { sample } from '../support/prometheus.js';
 
 /** A Secret volume as the kubelet's AtomicWriter maintains it. */
 class SecretVolume {

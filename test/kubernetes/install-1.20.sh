@@ -20,8 +20,8 @@ REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
 
 export DEBIAN_FRONTEND=noninteractive
 
-log() { echo "install-kubernetes: $*"; }
-die() { echo "install-kubernetes: ERROR: $*" >&2; exit 1; }
+log() { echo "install-1.20: $*"; }
+die() { echo "install-1.20: ERROR: $*" >&2; exit 1; }
 
 [[ $EUID -eq 0 ]] || die "must run as root (it uses apt-get and writes $CACHE)"
 command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian bookworm only"
