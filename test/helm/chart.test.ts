@@ -53,7 +53,13 @@ function one(objs: K8sObject[], kind: string, name?: string): K8sObject {
 function none(objs: K8sObject[], kind: string): void {
   assert.deepEqual(objs.filter((o) => o.kind === kind).map((o) => o.metadata.name), [], `no ${kind}`);
 }
-const webhookOf = (objs: K8sObject[]): Any => one(objs, 'MutatingWebhookConfiguration').webhooks[0];
+const webhooksOf = (objs: K8sObject[]): Any[] => one(objs, 'MutatingWebhookConfiguration').webhooks;
+/** The one value a field has in every webhook entry (they differ only in rules and matchConditions). */
+function everyEntry(objs: K8sObject[], pick: (entry: Any) => unknown): unknown {
+  const values = webhooksOf(objs).map(pick);
+  assert.ok(values.length > 0 && values.every((v) => JSON.stringify(v) === JSON.stringify(values[0])), `the same in every entry: ${JSON.stringify(values)}`);
+  return values[0];
+}
 const podOf = (objs: K8sObject[]): Any => one(objs, 'Deployment').spec.template.spec;
 const containerOf = (objs: K8sObject[]): Any => podOf(objs).containers[0];
 const b64 = (s: string) => Buffer.from(String(s).replace(/\s+/g, ''), 'base64').toString('utf8');
@@ -166,7 +172,7 @@ test('no drift: tls.mode=helm vs overlays/plain (apart from the generated key ma
   assert.deepEqual(driftBetween(helm, plain, { generatedCertificates: true }), []);
   // The allowance covers the values only: on each side the caBundle is the Secret's ca.crt.
   for (const objs of [helm, plain]) {
-    assert.equal(webhookOf(objs).clientConfig.caBundle, one(objs, 'Secret').data['ca.crt']);
+    assert.equal(everyEntry(objs, (w) => w.clientConfig.caBundle), one(objs, 'Secret').data['ca.crt']);
   }
 });
 
@@ -175,6 +181,23 @@ test('no drift: tls.mode=secret (caBundle value) vs overlays/plain without its S
   none(helm, 'Secret');
   const plain = kustomizeComposed('overlays/plain').filter((o) => o.kind !== 'Secret');
   assert.deepEqual(driftBetween(helm, plain), []);
+});
+
+test('no drift: Kubernetes 1.29 (matchConditions auto) vs components/before-1.30', () => {
+  const helm = helmTemplate({ values: { tls: { mode: 'cert-manager' } }, kubeVersion: '1.29.0' });
+  assert.deepEqual(driftBetween(helm, kustomizeComposed('overlays/cert-manager', ['components/before-1.30'])), []);
+});
+
+test('matchConditions: auto renders them from Kubernetes 1.30 on; true and false decide whatever the version', () => {
+  const withConditions = (values: Any, kubeVersion: string) =>
+    webhooksOf(helmTemplate({ values, kubeVersion })).map((w) => (w.matchConditions ?? []).length > 0);
+  assert.deepEqual(withConditions({}, '1.29.9'), [false, false, false, false]);
+  assert.deepEqual(withConditions({}, '1.30.0'), [true, true, true, false], 'pods have no condition: every Pod CREATE is answered');
+  assert.deepEqual(withConditions({ matchConditions: false }, '1.37.2'), [false, false, false, false]);
+  assert.deepEqual(withConditions({ matchConditions: true }, '1.29.0'), [true, true, true, false]);
+  const r = runHelm(['template', RELEASE, CHART_DIR, '--set', 'matchConditions=sometimes']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /matchConditions/);
 });
 
 test('no drift: failClosed=true vs components/fail-closed', () => {
@@ -199,9 +222,10 @@ test('the drift check catches a change to the chart alone', () => {
   const file = join(chart, 'templates', 'mutatingwebhookconfiguration.yaml');
   writeFileSync(file, readFileSync(file, 'utf8').replace('timeoutSeconds: 5', 'timeoutSeconds: 10'));
   const helm = helmTemplate({ chartDir: chart, values: { tls: { mode: 'cert-manager' } } });
-  assert.deepEqual(driftBetween(helm, kustomizeComposed('overlays/cert-manager')), [
-    'admissionregistration.k8s.io/v1 MutatingWebhookConfiguration 00-realip-webhook.webhooks[0].timeoutSeconds: helm 10, kustomize 5',
-  ]);
+  assert.deepEqual(
+    driftBetween(helm, kustomizeComposed('overlays/cert-manager')),
+    [0, 1, 2, 3].map((i) => `admissionregistration.k8s.io/v1 MutatingWebhookConfiguration 00-realip-webhook.webhooks[${i}].timeoutSeconds: helm 10, kustomize 5`),
+  );
 });
 
 test('the drift check catches a change to the kustomize manifests alone', () => {
@@ -262,7 +286,7 @@ test('tls.mode=helm: the caBundle CA signed the Secret\'s serving certificate fo
   const secret = one(objs, 'Secret', 'realip-webhook-tls');
   assert.equal(secret.type, 'kubernetes.io/tls');
   assert.deepEqual(Object.keys(secret.data).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
-  const ca = new X509Certificate(b64(webhookOf(objs).clientConfig.caBundle));
+  const ca = new X509Certificate(b64(String(everyEntry(objs, (w) => w.clientConfig.caBundle))));
   const leaf = new X509Certificate(b64(secret.data['tls.crt']));
   assert.ok(ca.ca, 'caBundle is a CA certificate');
   assert.ok(leaf.verify(ca.publicKey), 'tls.crt is signed by the caBundle CA');
@@ -279,7 +303,7 @@ test('tls.mode=cert-manager: the injection annotation names the serving Certific
   none(objs, 'Secret');
   const cfg = one(objs, 'MutatingWebhookConfiguration');
   assert.equal(cfg.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${NAMESPACE}/${RELEASE}`);
-  assert.equal(webhookOf(objs).clientConfig.caBundle, undefined);
+  assert.equal(everyEntry(objs, (w) => w.clientConfig.caBundle), undefined);
   const cert = one(objs, 'Certificate', RELEASE);
   assert.deepEqual(cert.spec.dnsNames, SERVICE_DNS);
   assert.deepEqual([cert.spec.duration, cert.spec.renewBefore], ['720h', '240h']);
@@ -289,14 +313,14 @@ test('tls.mode=cert-manager: the injection annotation names the serving Certific
 test('tls.mode=secret: the pods mount the named Secret and the caBundle is the value given', () => {
   const objs = helmTemplate({ values: { tls: { mode: 'secret', secret: { name: 'my-tls', caBundle: plainCaBundle } } } });
   assert.equal(podOf(objs).volumes[0].secret.secretName, 'my-tls');
-  assert.equal(webhookOf(objs).clientConfig.caBundle, plainCaBundle);
+  assert.equal(everyEntry(objs, (w) => w.clientConfig.caBundle), plainCaBundle);
   none(objs, 'Certificate');
 });
 
 test('failClosed sets failurePolicy Fail and --fail-closed together, and neither without it', () => {
   for (const failClosed of [false, true]) {
     const objs = helmTemplate({ values: { failClosed } });
-    assert.equal(webhookOf(objs).failurePolicy, failClosed ? 'Fail' : 'Ignore');
+    assert.equal(everyEntry(objs, (w) => w.failurePolicy), failClosed ? 'Fail' : 'Ignore');
     assert.equal((containerOf(objs).args as string[]).includes('--fail-closed'), failClosed);
   }
 });
@@ -312,7 +336,7 @@ test('watchNodes adds nodes get/list/watch and --watch-nodes; without it RBAC is
 
 test('labelPrefix moves the namespaceSelector key and --label-prefix together', () => {
   const objs = helmTemplate({ values: { labelPrefix: 'ip.example.com' } });
-  assert.equal(webhookOf(objs).namespaceSelector.matchExpressions[0].key, 'ip.example.com/inject');
+  assert.equal(everyEntry(objs, (w) => w.namespaceSelector.matchExpressions[0].key), 'ip.example.com/inject');
   assert.ok(containerOf(objs).args.includes('--label-prefix=ip.example.com'));
 });
 

@@ -70,10 +70,11 @@ function one(objs: K8sObject[], kind: string, name?: string): K8sObject {
   assert.equal(found.length, 1, `expected exactly one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
   return found[0]!;
 }
-function webhookOf(objs: K8sObject[]): Any {
+/** The configuration's webhook entries, checked to be the four kinds of object in order. */
+function webhooksOf(objs: K8sObject[]): Any[] {
   const cfg = one(objs, 'MutatingWebhookConfiguration');
-  assert.equal(cfg.webhooks.length, 1, 'one webhook in the configuration');
-  return cfg.webhooks[0];
+  assert.deepEqual(cfg.webhooks.map((w: Any) => w.name), Object.keys(EXPECTED_ENTRIES));
+  return cfg.webhooks;
 }
 function containerOf(objs: K8sObject[]): Any {
   const dep = one(objs, 'Deployment', 'realip-webhook');
@@ -84,22 +85,50 @@ function matches(selector: Record<string, string>, labels: Record<string, string
   return Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
-const EXPECTED_RULES = [
-  { apiGroups: [''], apiVersions: ['v1'], resources: ['services'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
-  {
-    apiGroups: ['apps'],
-    apiVersions: ['v1'],
-    resources: ['deployments', 'statefulsets', 'replicasets', 'daemonsets'],
-    operations: ['CREATE', 'UPDATE'],
-    scope: 'Namespaced',
+const WORKLOAD_TEMPLATE_CHANGED = [
+  "request.operation == 'CREATE'",
+  '|| object.spec.template != oldObject.spec.template',
+  '|| (has(object.spec.replicas) && (!has(oldObject.spec.replicas) || object.spec.replicas != oldObject.spec.replicas))',
+  '|| (has(object.spec.strategy) && (!has(oldObject.spec.strategy) || object.spec.strategy != oldObject.spec.strategy))',
+].join(' ');
+
+/** Rules and matchConditions of each entry; every other field is the same in all of them. */
+const EXPECTED_ENTRIES: Record<string, { rules: Any[]; matchConditions?: Any[] }> = {
+  'services.realip.io': {
+    rules: [{ apiGroups: [''], apiVersions: ['v1'], resources: ['services'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+    matchConditions: [{ name: 'node-port-or-load-balancer', expression: "has(object.spec.type) && object.spec.type in ['NodePort', 'LoadBalancer']" }],
   },
-  { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
-  { apiGroups: ['batch'], apiVersions: ['*'], resources: ['cronjobs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
-  { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'], scope: 'Namespaced' },
-];
+  'workloads.realip.io': {
+    rules: [
+      {
+        apiGroups: ['apps'],
+        apiVersions: ['v1'],
+        resources: ['deployments', 'statefulsets', 'replicasets', 'daemonsets'],
+        operations: ['CREATE', 'UPDATE'],
+        scope: 'Namespaced',
+      },
+      { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+    ],
+    matchConditions: [{ name: 'create-or-template-replicas-or-strategy-changed', expression: WORKLOAD_TEMPLATE_CHANGED }],
+  },
+  'cronjobs.realip.io': {
+    // Any version: CronJob was batch/v1beta1 before 1.21.
+    rules: [{ apiGroups: ['batch'], apiVersions: ['*'], resources: ['cronjobs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+    matchConditions: [
+      {
+        name: 'create-or-template-changed',
+        expression: "request.operation == 'CREATE' || object.spec.jobTemplate.spec.template != oldObject.spec.jobTemplate.spec.template",
+      },
+    ],
+  },
+  'pods.realip.io': {
+    // Pods on CREATE only, and always: Istio reads the annotation when the Pod is created.
+    rules: [{ apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'], scope: 'Namespaced' }],
+  },
+};
 
 /** Facts every install path must share. */
-function assertCommon(objs: K8sObject[]): void {
+function assertCommon(objs: K8sObject[], opts: { matchConditions?: false } = {}): void {
   // --- MutatingWebhookConfiguration ---
   const cfg = one(objs, 'MutatingWebhookConfiguration');
   assert.equal(cfg.metadata.name, WEBHOOK_CONFIG);
@@ -107,24 +136,22 @@ function assertCommon(objs: K8sObject[]): void {
   for (const istio of ['istio-', 'istio-sidecar-injector', 'istio-revision-tag-default']) {
     assert.ok(cfg.metadata.name < istio, `${cfg.metadata.name} must sort before ${istio}`);
   }
-  const wh = webhookOf(objs);
-  assert.equal(wh.name, 'realip.io.mutate');
-  assert.deepEqual(wh.clientConfig.service, { name: 'realip-webhook', namespace: NS, path: '/mutate', port: 443 });
-  assert.equal(wh.clientConfig.url, undefined, 'in-cluster config dials the Service, not a url');
-  assert.deepEqual(wh.namespaceSelector, {
-    matchExpressions: [{ key: 'realip.io/inject', operator: 'In', values: ['enabled'] }],
-  });
-  assert.equal(wh.objectSelector, undefined);
-  assert.deepEqual(wh.rules, EXPECTED_RULES);
-  const cron = wh.rules.find((r: Any) => r.resources.includes('cronjobs'));
-  assert.deepEqual(cron.apiVersions, ['*'], 'cronjobs were batch/v1beta1 before 1.21');
-  const pods = wh.rules.find((r: Any) => r.resources.includes('pods'));
-  assert.deepEqual(pods.operations, ['CREATE'], 'pods on CREATE only');
-  assert.equal(wh.sideEffects, 'None');
-  assert.equal(wh.timeoutSeconds, 5);
-  assert.equal(wh.reinvocationPolicy, 'IfNeeded');
-  assert.equal(wh.matchPolicy, 'Equivalent');
-  assert.deepEqual(wh.admissionReviewVersions, ['v1', 'v1beta1']);
+  for (const wh of webhooksOf(objs)) {
+    const expected = EXPECTED_ENTRIES[wh.name]!;
+    assert.deepEqual(wh.rules, expected.rules, `${wh.name} rules`);
+    assert.deepEqual(wh.matchConditions, opts.matchConditions === false ? undefined : expected.matchConditions, `${wh.name} matchConditions`);
+    assert.deepEqual(wh.clientConfig.service, { name: 'realip-webhook', namespace: NS, path: '/mutate', port: 443 });
+    assert.equal(wh.clientConfig.url, undefined, 'in-cluster config dials the Service, not a url');
+    assert.deepEqual(wh.namespaceSelector, {
+      matchExpressions: [{ key: 'realip.io/inject', operator: 'In', values: ['enabled'] }],
+    });
+    assert.equal(wh.objectSelector, undefined);
+    assert.equal(wh.sideEffects, 'None');
+    assert.equal(wh.timeoutSeconds, 5);
+    assert.equal(wh.reinvocationPolicy, 'IfNeeded');
+    assert.equal(wh.matchPolicy, 'Equivalent');
+    assert.deepEqual(wh.admissionReviewVersions, ['v1', 'v1beta1']);
+  }
 
   // --- RBAC: namespaces get/list/watch, nothing else ---
   assert.equal(all(objs, 'Role').length, 0, 'no namespaced Role');
@@ -232,8 +259,10 @@ test('base/mutatingwebhookconfiguration.yaml holds exactly the one MutatingWebho
   assert.equal(cfg.kind, 'MutatingWebhookConfiguration');
   assert.equal(cfg.apiVersion, 'admissionregistration.k8s.io/v1');
   assert.equal(cfg.metadata.name, WEBHOOK_CONFIG);
-  assert.equal(cfg.webhooks[0].failurePolicy, 'Ignore');
-  assert.equal(cfg.webhooks[0].clientConfig.caBundle, undefined, 'the overlays supply the caBundle');
+  for (const wh of cfg.webhooks) {
+    assert.equal(wh.failurePolicy, 'Ignore');
+    assert.equal(wh.clientConfig.caBundle, undefined, 'the overlays supply the caBundle');
+  }
 });
 
 test('overlays/cert-manager renders: issuer chain, Certificate, CA injection', (t) => {
@@ -241,11 +270,13 @@ test('overlays/cert-manager renders: issuer chain, Certificate, CA injection', (
   const objs = render(join(work, 'manifests/overlays/cert-manager'));
   assertCommon(objs);
 
-  assert.equal(webhookOf(objs).failurePolicy, 'Ignore');
   const cfg = one(objs, 'MutatingWebhookConfiguration');
   const inject = cfg.metadata.annotations?.['cert-manager.io/inject-ca-from'];
   assert.equal(inject, `${NS}/realip-webhook`);
-  assert.equal(webhookOf(objs).clientConfig.caBundle, undefined, 'cainjector fills the caBundle');
+  for (const wh of webhooksOf(objs)) {
+    assert.equal(wh.failurePolicy, 'Ignore');
+    assert.equal(wh.clientConfig.caBundle, undefined, 'cainjector fills the caBundle');
+  }
   assert.equal(all(objs, 'Secret').length, 0, 'cert-manager owns the Secret');
 
   // The annotation names a Certificate that exists and serves the Service's DNS names.
@@ -285,12 +316,11 @@ test('overlays/plain renders with certs/generate.sh output; caBundle is the gene
 
   const objs = render(overlay);
   assertCommon(objs);
-  const wh = webhookOf(objs);
-  assert.equal(wh.failurePolicy, 'Ignore');
   assert.equal(one(objs, 'MutatingWebhookConfiguration').metadata.annotations?.['cert-manager.io/inject-ca-from'], undefined);
-
-  const caBundle = String(wh.clientConfig.caBundle).replace(/\s+/g, '');
-  assert.equal(caBundle, printed, 'caBundle equals what certs/generate.sh printed');
+  const caBundles = webhooksOf(objs).map((wh) => String(wh.clientConfig.caBundle).replace(/\s+/g, ''));
+  assert.deepEqual(caBundles, caBundles.map(() => printed), 'every entry\'s caBundle equals what certs/generate.sh printed');
+  for (const wh of webhooksOf(objs)) assert.equal(wh.failurePolicy, 'Ignore');
+  const caBundle = printed;
 
   // The Secret the Deployment mounts: stable name, TLS type, no CA private key.
   const secret = one(objs, 'Secret');
@@ -323,8 +353,8 @@ test('components/fail-closed: failurePolicy Fail and --fail-closed, nothing else
   const closed = renderComposed('fail-closed', ['overlays/cert-manager'], ['components/fail-closed']);
   assertCommonExcept(closed);
 
-  assert.equal(webhookOf(closed).failurePolicy, 'Fail');
-  assert.deepEqual({ ...webhookOf(closed), failurePolicy: 'Ignore' }, webhookOf(open));
+  assert.deepEqual(webhooksOf(closed).map((w) => w.failurePolicy), ['Fail', 'Fail', 'Fail', 'Fail']);
+  assert.deepEqual(webhooksOf(closed).map((w) => ({ ...w, failurePolicy: 'Ignore' })), webhooksOf(open));
   const args: string[] = containerOf(closed).args;
   assert.ok(args.includes('--fail-closed'));
   assert.deepEqual(args.filter((a) => a !== '--fail-closed'), containerOf(open).args);
@@ -340,11 +370,21 @@ test('components/watch-nodes: nodes get/list/watch and --watch-nodes', (t) => {
   assert.ok((containerOf(objs).args as string[]).includes('--watch-nodes'));
 });
 
+test('components/before-1.30: the same configuration without matchConditions, nothing else changes', (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const current = render(join(work, 'manifests/overlays/cert-manager'));
+  const old = renderComposed('before-1.30', ['overlays/cert-manager'], ['components/before-1.30']);
+  assertCommon(old, { matchConditions: false });
+  const withoutConditions = webhooksOf(current).map(({ matchConditions: _, ...rest }) => rest);
+  assert.deepEqual(webhooksOf(old), withoutConditions);
+  assert.deepEqual(old.filter((o) => o.kind !== 'MutatingWebhookConfiguration'), current.filter((o) => o.kind !== 'MutatingWebhookConfiguration'));
+});
+
 /** assertCommon for a render that is expected to differ only in failurePolicy and --fail-closed. */
 function assertCommonExcept(objs: K8sObject[]): void {
   const copy: K8sObject[] = structuredClone(objs);
   const cfg = one(copy, 'MutatingWebhookConfiguration');
-  cfg.webhooks[0].failurePolicy = 'Ignore';
+  for (const wh of cfg.webhooks) wh.failurePolicy = 'Ignore';
   const c = containerOf(copy);
   c.args = (c.args as string[]).filter((a) => a !== '--fail-closed');
   assertCommon(copy);

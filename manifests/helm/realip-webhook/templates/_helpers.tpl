@@ -112,3 +112,75 @@ the cluster or compare two values, so these checks live here.
 {{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+"true" when the webhook configuration carries matchConditions: matchConditions "auto" decides
+from the cluster's version (GA in 1.30; older API servers refuse the field).
+*/}}
+{{- define "realip-webhook.matchConditions" -}}
+{{- if eq (toString .Values.matchConditions) "auto" -}}
+{{- semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version -}}
+{{- else -}}
+{{- .Values.matchConditions -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The webhook configuration's entries: rules and matchConditions per kind of object. Kept equal to
+manifests/base/mutatingwebhookconfiguration.yaml (test/helm/chart.test.ts compares them).
+*/}}
+{{- define "realip-webhook.webhookEntries" -}}
+- name: services.realip.io
+  rules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      resources: ["services"]
+      operations: ["CREATE", "UPDATE"]
+      scope: Namespaced
+  matchConditions:
+    # ClusterIP, headless and ExternalName Services need nothing.
+    - name: node-port-or-load-balancer
+      expression: "has(object.spec.type) && object.spec.type in ['NodePort', 'LoadBalancer']"
+- name: workloads.realip.io
+  rules:
+    - apiGroups: ["apps"]
+      apiVersions: ["v1"]
+      resources: ["deployments", "statefulsets", "replicasets", "daemonsets"]
+      operations: ["CREATE", "UPDATE"]
+      scope: Namespaced
+    - apiGroups: ["batch"]
+      apiVersions: ["v1"]
+      resources: ["jobs"]
+      operations: ["CREATE", "UPDATE"]
+      scope: Namespaced
+  matchConditions:
+    # An UPDATE is mutated only when it changes the pod template; a change of replicas or of
+    # the rollout strategy can still earn a warning (Pending pods, a deadlocked rollout).
+    - name: create-or-template-replicas-or-strategy-changed
+      expression: >-
+        request.operation == 'CREATE'
+        || object.spec.template != oldObject.spec.template
+        || (has(object.spec.replicas) && (!has(oldObject.spec.replicas) || object.spec.replicas != oldObject.spec.replicas))
+        || (has(object.spec.strategy) && (!has(oldObject.spec.strategy) || object.spec.strategy != oldObject.spec.strategy))
+- name: cronjobs.realip.io
+  rules:
+    # Any version: CronJob was served as batch/v1beta1 before Kubernetes 1.21.
+    - apiGroups: ["batch"]
+      apiVersions: ["*"]
+      resources: ["cronjobs"]
+      operations: ["CREATE", "UPDATE"]
+      scope: Namespaced
+  matchConditions:
+    - name: create-or-template-changed
+      expression: >-
+        request.operation == 'CREATE'
+        || object.spec.jobTemplate.spec.template != oldObject.spec.jobTemplate.spec.template
+- name: pods.realip.io
+  rules:
+    # Pods on CREATE only: Istio reads the annotation only when the Pod is created.
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      resources: ["pods"]
+      operations: ["CREATE"]
+      scope: Namespaced
+{{- end }}
