@@ -17,6 +17,21 @@ export function whyPodSecurityForbids(namespaceLabels: Labels): string | undefin
   return `namespace enforces pod-security ${level}`;
 }
 
+export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
+export const SIDECAR_INJECT = 'sidecar.istio.io/inject';
+
+/**
+ * Ambient mode has no sidecar to intercept with: ztunnel keeps the client's address by itself.
+ * A workload that asks for a sidecar anyway (sidecar.istio.io/inject: "true", as a label or as
+ * the older annotation) gets one, and then TPROXY matters again.
+ */
+export function whyAmbientNeedsNoTproxy(namespaceLabels: Labels, template: PodTemplate): string | undefined {
+  if (namespaceLabels[DATAPLANE_MODE_LABEL] !== 'ambient') return undefined;
+  const { labels, annotations } = template.metadata ?? {};
+  if (labels?.[SIDECAR_INJECT] === 'true' || annotations?.[SIDECAR_INJECT] === 'true') return undefined;
+  return `namespace is in Istio ambient mode (${DATAPLANE_MODE_LABEL}=ambient): no sidecar, ztunnel keeps the client address`;
+}
+
 export function istioInterception(
   object: KubeObject,
   templatePath: readonly string[],
@@ -28,6 +43,8 @@ export function istioInterception(
   if (setting.value === 'none') return skipped(`${setting.from}=none`);
   const explicit = template.metadata?.annotations?.[INTERCEPTION_ANNOTATION];
   if (explicit !== undefined) return skipped(`explicit ${INTERCEPTION_ANNOTATION}=${explicit} kept`);
+  const ambient = whyAmbientNeedsNoTproxy(namespaceLabels, template);
+  if (ambient) return skipped(ambient);
   const forbidden = whyPodSecurityForbids(namespaceLabels);
   if (forbidden) {
     return skipped(

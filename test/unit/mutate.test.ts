@@ -530,6 +530,47 @@ describe('TPROXY safety', () => {
       },
     })),
     {
+      name: 'Istio ambient namespace (istio.io/dataplane-mode=ambient): no TPROXY, a skip reason and no warning; anti-affinity still applies',
+      object: fx.deployment(),
+      labels: { ...OPTED_IN, 'istio.io/dataplane-mode': 'ambient' },
+      expect: (m: Json, r: MutationResult) => {
+        assert.equal(tproxyOf(m), undefined);
+        assert.ok(antiOf(m));
+        skipMatches(r, /Istio ambient mode \(istio\.io\/dataplane-mode=ambient\): no sidecar, ztunnel keeps the client address/);
+        assert.ok(!r.warnings.some((w) => /TPROXY|ambient/.test(w)), `no warning about it: ${r.warnings.join(' | ')}`);
+      },
+    },
+    {
+      name: 'a bare Pod in an ambient namespace gets no TPROXY',
+      object: fx.pod(),
+      labels: { ...OPTED_IN, 'istio.io/dataplane-mode': 'ambient' },
+      expect: (m: Json, r: MutationResult) => {
+        assert.equal(m['metadata'].annotations?.[TPROXY], undefined);
+        skipMatches(r, /ambient mode/);
+      },
+    },
+    ...[
+      ['label', fx.deployment({ template: { ...fx.podTemplate(), metadata: { labels: { app: 'source-ip-app', 'sidecar.istio.io/inject': 'true' } } } })],
+      ['annotation', fx.deployment({ template: fx.podTemplate({ annotations: { 'sidecar.istio.io/inject': 'true' } }) })],
+    ].map(([where, object]) => ({
+      name: `ambient namespace, but the pod template asks for a sidecar (sidecar.istio.io/inject: "true" ${where}): TPROXY`,
+      object: object as Json,
+      labels: { ...OPTED_IN, 'istio.io/dataplane-mode': 'ambient' },
+      expect: (m: Json) => assert.equal(tproxyOf(m), 'TPROXY'),
+    })),
+    {
+      name: 'ambient namespace with sidecar.istio.io/inject: "false" on the template: no TPROXY',
+      object: fx.deployment({ template: fx.podTemplate({ annotations: { 'sidecar.istio.io/inject': 'false' } }) }),
+      labels: { ...OPTED_IN, 'istio.io/dataplane-mode': 'ambient' },
+      expect: (m: Json) => assert.equal(tproxyOf(m), undefined),
+    },
+    {
+      name: 'istio.io/dataplane-mode=none is not ambient: TPROXY',
+      object: fx.deployment(),
+      labels: { ...OPTED_IN, 'istio.io/dataplane-mode': 'none' },
+      expect: (m: Json) => assert.equal(tproxyOf(m), 'TPROXY'),
+    },
+    {
       name: 'pod-security enforce=privileged allows TPROXY',
       object: fx.pod(),
       labels: { ...OPTED_IN, 'pod-security.kubernetes.io/enforce': 'privileged' },
