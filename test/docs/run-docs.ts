@@ -2,7 +2,7 @@
 // the checkout, one per Markdown file, with bash; compares what they print with what the docs
 // show. Shared by test/docs/docs.test.ts (no cluster) and test/e2e/docs.test.ts (cluster blocks).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -50,9 +50,11 @@ function checkoutTemplate(): string {
     .filter(Boolean);
   const checkout = join(dir, 'checkout');
   for (const f of files) {
-    if (!existsSync(join(REPO_ROOT, f))) continue; // deleted in the working tree
+    if (f === 'node_modules' || !existsSync(join(REPO_ROOT, f))) continue; // linked below; deleted in the working tree
     mkdirSync(dirname(join(checkout, f)), { recursive: true });
-    cpSync(join(REPO_ROOT, f), join(checkout, f));
+    const source = join(REPO_ROOT, f);
+    if (lstatSync(source).isSymbolicLink()) symlinkSync(readlinkSync(source), join(checkout, f));
+    else cpSync(source, join(checkout, f));
   }
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(checkout, 'node_modules'));
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: checkout, env: blockEnv(dir), stdio: ['ignore', 'pipe', 'pipe'] });
