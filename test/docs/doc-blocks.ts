@@ -62,6 +62,8 @@ export interface RunBlock {
   /** Start a new cluster for this block. */
   fresh: boolean;
   needsHelm: boolean;
+  /** `kubernetes>=1.N`: the lowest minor version of Kubernetes the block works on (cluster blocks). */
+  minMinor: number | undefined;
   exit: number;
   before: string | undefined;
   stdout?: Fence;
@@ -106,7 +108,7 @@ export function parseBlocks(file: string, markdown: string): Block[] {
       const beforeAt = words.indexOf('before:');
       const options = (beforeAt < 0 ? words : words.slice(0, beforeAt)).split(/\s+/).filter(Boolean);
       const block: RunBlock = {
-        kind: 'run', line: f.line, script: f.text, cluster: false, fresh: false, needsHelm: false, exit: 0,
+        kind: 'run', line: f.line, script: f.text, cluster: false, fresh: false, needsHelm: false, minMinor: undefined, exit: 0,
         before: beforeAt < 0 ? undefined : words.slice(beforeAt + 'before:'.length).trim(),
       };
       for (const o of options) {
@@ -114,7 +116,8 @@ export function parseBlocks(file: string, markdown: string): Block[] {
         else if (o === 'fresh') block.fresh = block.cluster = true;
         else if (o === 'needs=helm') block.needsHelm = true;
         else if (/^exit=\d+$/.test(o)) block.exit = Number(o.slice(5));
-        else throw new Error(`${where}: unknown doc-test run option '${o}' (allowed: cluster, fresh, needs=helm, exit=N, before: COMMAND)`);
+        else if (/^kubernetes>=1\.\d+$/.test(o)) block.minMinor = Number(o.slice('kubernetes>=1.'.length));
+        else throw new Error(`${where}: unknown doc-test run option '${o}' (allowed: cluster, fresh, needs=helm, kubernetes>=1.N, exit=N, before: COMMAND)`);
       }
       blocks.push(block);
       lastRun = block;

@@ -140,6 +140,13 @@ function why(block: Block, mode: DocsRunOptions['mode'], helm: string | undefine
   return undefined;
 }
 
+/** The API server's version, as `kubectl version` reads it. */
+function serverVersion(kubeconfig: string, home: string): { minor: number; gitVersion: string } {
+  const out = execFileSync('kubectl', ['version', '-o', 'json'], { env: blockEnv(home, { KUBECONFIG: kubeconfig }), encoding: 'utf8' });
+  const v = (JSON.parse(out) as { serverVersion: { minor: string; gitVersion: string } }).serverVersion;
+  return { minor: parseInt(v.minor, 10), gitVersion: v.gitVersion };
+}
+
 function check(block: RunBlock, r: Result, where: string): void {
   const shown = `\n--- stdout ---\n${r.stdout}--- stderr ---\n${r.stderr}`;
   if (r.code !== block.exit) throw new Error(`${where}: exit status ${r.code}, the docs expect ${block.exit}${shown}`);
@@ -189,6 +196,10 @@ export async function runDocs(t: TestContext, opts: DocsRunOptions): Promise<voi
               }
               cluster ??= await opts.startCluster();
               extra['KUBECONFIG'] = cluster.kubeconfig;
+              const version = serverVersion(cluster.kubeconfig, home);
+              if (block.minMinor !== undefined && version.minor < block.minMinor) {
+                return bt.skip(`needs Kubernetes 1.${block.minMinor} or newer; this API server is ${version.gitVersion}`);
+              }
             }
             const env = blockEnv(home, extra);
             if (block.needsHelm) env['PATH'] = `${dirname(helm!)}:${env['PATH']}`;
