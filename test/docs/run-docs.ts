@@ -45,10 +45,19 @@ let template: string | undefined;
 function checkoutTemplate(): string {
   if (template) return template;
   const dir = mkdtempSync(join(tmpdir(), 'realip-docs-'));
+  try {
+    template = copyCheckout(join(dir, 'checkout'));
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return template;
+}
+
+function copyCheckout(checkout: string): string {
   const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT, encoding: 'utf8' })
     .split('\0')
     .filter(Boolean);
-  const checkout = join(dir, 'checkout');
   for (const f of files) {
     if (f === 'node_modules' || !existsSync(join(REPO_ROOT, f))) continue; // linked below; deleted in the working tree
     mkdirSync(dirname(join(checkout, f)), { recursive: true });
@@ -57,8 +66,7 @@ function checkoutTemplate(): string {
     else cpSync(source, join(checkout, f));
   }
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(checkout, 'node_modules'));
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: checkout, env: blockEnv(dir), stdio: ['ignore', 'pipe', 'pipe'] });
-  template = checkout;
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: checkout, env: blockEnv(dirname(checkout)), stdio: ['ignore', 'pipe', 'pipe'] });
   return checkout;
 }
 process.on('exit', () => {
