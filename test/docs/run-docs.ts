@@ -139,12 +139,18 @@ function ready(port: number): Promise<boolean> {
   });
 }
 
-function why(block: Block, mode: DocsRunOptions['mode'], helm: string | undefined): string | undefined {
+/** The suite that runs a block other than this one, if any: the block is then left to it. */
+function otherSuite(block: Block, mode: DocsRunOptions['mode']): string | undefined {
+  if (block.kind === 'skip') return mode === 'cluster' ? 'npm test' : undefined;
+  if (block.kind === 'serve') return mode === 'cluster' ? 'npm test' : undefined;
+  if (mode === 'local' && block.cluster) return 'npm run test:e2e';
+  if (mode === 'cluster' && !block.cluster) return 'npm test';
+  return undefined;
+}
+
+function why(block: Block, helm: string | undefined): string | undefined {
   if (block.kind === 'skip') return `not runnable here: ${block.reason}`;
-  if (block.kind === 'serve') return mode === 'cluster' ? 'the set-up runs in npm test (test/docs/docs.test.ts)' : undefined;
-  if (mode === 'local' && block.cluster) return 'needs a cluster: npm run test:e2e runs it (test/e2e/docs.test.ts)';
-  if (mode === 'cluster' && !block.cluster) return 'needs no cluster: npm test runs it (test/docs/docs.test.ts)';
-  if (block.needsHelm && !helm) return 'needs helm: bash test/helm/install-helm.sh installs it';
+  if (block.kind === 'run' && block.needsHelm && !helm) return 'needs helm: bash test/helm/install-helm.sh installs it';
   return undefined;
 }
 
@@ -170,7 +176,10 @@ function check(block: RunBlock, r: Result, where: string): void {
 export async function runDocs(t: TestContext, opts: DocsRunOptions): Promise<void> {
   const helm = installedHelm();
   for (const file of docFiles(REPO_ROOT)) {
-    const blocks = parseBlocks(file, readFileSync(join(REPO_ROOT, file), 'utf8'));
+    const all = parseBlocks(file, readFileSync(join(REPO_ROOT, file), 'utf8'));
+    const elsewhere = all.filter((b) => otherSuite(b, opts.mode));
+    if (elsewhere.length > 0) t.diagnostic(`${file}: ${elsewhere.length} block(s) run by ${[...new Set(elsewhere.map((b) => otherSuite(b, opts.mode)))].join(', ')}`);
+    const blocks = all.filter((b) => !otherSuite(b, opts.mode));
     if (blocks.length === 0) continue;
     await t.test(file, async (ft) => {
       let dir: string | undefined;
@@ -181,7 +190,7 @@ export async function runDocs(t: TestContext, opts: DocsRunOptions): Promise<voi
           const where = `${file}:${block.line}`;
           const title = `${where} ${firstLine(block.script)}`;
           await ft.test(title, async (bt) => {
-            const reason = why(block, opts.mode, helm);
+            const reason = why(block, helm);
             if (reason) return bt.skip(reason);
             if (!dir) {
               dir = mkdtempSync(join(tmpdir(), 'realip-docs-file-'));
