@@ -44,6 +44,9 @@ function checkCases(cases: Case[]) {
       const result = run(c);
       assert.deepEqual(c.object, input, 'mutate() must not modify its input');
       const mutated = applyStrict(c.object, result.ops);
+      // Every skip says why in the log, and every warning names the webhook to the kubectl user.
+      for (const skip of result.skips) assert.ok(typeof skip === 'string' && skip !== '', `a skip reason: ${JSON.stringify(result.skips)}`);
+      for (const warning of result.warnings) assert.match(warning, /^realip-webhook: \S/);
       c.expect(mutated, result);
       const again = run(c, mutated);
       assert.deepEqual(again.ops, [], 'a second pass over the mutated object gives an empty patch');
@@ -149,6 +152,21 @@ describe('Services: externalTrafficPolicy', () => {
         warningMatches(r, /namespace label realip\.io\/external-traffic-policy="local" is invalid \(allowed: Local, Cluster\)/);
       },
     },
+    // The `mutate` command reads whole GitOps trees, where kinds of other groups are called Service too.
+    ...[
+      { apiVersion: 'serving.knative.dev/v1', kind: 'Service', metadata: { name: 'hello' }, spec: { template: fx.podTemplate() } },
+      { apiVersion: 'networking.example.com/v1', kind: 'Service', metadata: { name: 'edge' }, spec: { type: 'LoadBalancer' } },
+    ].map((object) => ({
+      name: `a Service of another API group (${object.apiVersion}) is left alone`,
+      object,
+      kind: { group: object.apiVersion.split('/')[0]!, kind: 'Service' },
+      expect: (m: Json, r: MutationResult) => {
+        noChange(r);
+        assert.equal(m['spec'].externalTrafficPolicy, undefined);
+        assert.equal(r.skipped, true, 'out of scope as a whole');
+        skipMatches(r, new RegExp(`kind ${object.apiVersion.split('/')[0]}/Service is not handled`));
+      },
+    })),
     {
       name: 'an UPDATE that turns a ClusterIP Service into NodePort sets Local',
       object: fx.service('NodePort'),
@@ -171,10 +189,13 @@ describe('opt-in and opt-out', () => {
       },
     },
     {
-      name: 'a namespace with inject=disabled is not touched',
+      name: 'a namespace with inject=disabled is not touched and not warned about',
       object: fx.service('NodePort'),
       labels: { 'realip.io/inject': 'disabled' },
-      expect: (_m, r) => noChange(r),
+      expect: (_m, r) => {
+        noChange(r);
+        assert.deepEqual(r.warnings, []);
+      },
     },
     {
       name: 'an invalid inject label is warned about and nothing is changed',
@@ -182,7 +203,7 @@ describe('opt-in and opt-out', () => {
       labels: { 'realip.io/inject': 'yes' },
       expect: (_m, r) => {
         noChange(r);
-        warningMatches(r, /realip\.io\/inject="yes" is invalid \(allowed: enabled, disabled\)/);
+        warningMatches(r, /namespace label realip\.io\/inject="yes" is invalid \(allowed: enabled, disabled\)/);
       },
     },
     {
@@ -192,6 +213,42 @@ describe('opt-in and opt-out', () => {
         noChange(r);
         skipMatches(r, /annotation on the Deployment realip\.io\/inject=disabled/);
       },
+    },
+    // An invalid value is never guessed at, on the object as on the namespace: nothing changes, and
+    // the warning names where the value was written.
+    ...[
+      { where: 'annotation on the Deployment', object: fx.deployment({ annotations: { 'realip.io/inject': 'yes' } }), raw: 'yes' },
+      {
+        where: 'annotation on the pod template',
+        object: fx.deployment({ template: fx.podTemplate({ annotations: { 'realip.io/inject': 'Enabled' } }) }),
+        raw: 'Enabled',
+      },
+      { where: 'annotation on the Service', object: fx.service('NodePort', { metadata: { annotations: { 'realip.io/inject': 'off' } } }), raw: 'off' },
+      { where: 'annotation on the Pod', object: { ...fx.pod(), metadata: { name: 'bare', annotations: { 'realip.io/inject': 'false' } } }, raw: 'false' },
+    ].map(({ where, object, raw }) => ({
+      name: `an invalid inject value in the ${where} is warned about and nothing is changed`,
+      object,
+      expect: (_m: Json, r: MutationResult) => {
+        noChange(r);
+        assert.equal(r.warnings.length, 1);
+        warningMatches(r, new RegExp(`${where} realip\\.io/inject="${raw}" is invalid \\(allowed: enabled, disabled\\)`));
+      },
+    })),
+    {
+      name: 'inject=enabled on the object and its template, in an opted-in namespace, is mutated as usual',
+      object: fx.deployment({
+        annotations: { 'realip.io/inject': 'enabled' },
+        template: fx.podTemplate({ annotations: { 'realip.io/inject': 'enabled' } }),
+      }),
+      expect: (m, r) => {
+        assert.equal(tproxyOf(m), 'TPROXY');
+        assert.deepEqual(r.changes, ['anti-affinity=preferred/hostname', 'istio-interception=TPROXY']);
+      },
+    },
+    {
+      name: 'a Pod annotated inject=disabled is not touched',
+      object: { ...fx.pod(), metadata: { name: 'bare', annotations: { 'realip.io/inject': 'disabled' } } },
+      expect: (_m, r) => noChange(r),
     },
     {
       name: 'pod template annotation inject=disabled skips the workload',
@@ -236,6 +293,8 @@ describe('workloads: which kinds get what', () => {
         });
         assert.equal(tproxyOf(m), 'TPROXY');
         assert.deepEqual(r.changes, ['anti-affinity=preferred/hostname', 'istio-interception=TPROXY']);
+        assert.deepEqual(r.skips, [], 'every feature applied: nothing is logged as skipped');
+        assert.equal(r.skipped, undefined, 'in scope');
       },
     })),
   );
@@ -289,6 +348,35 @@ describe('workloads: which kinds get what', () => {
       expect: (_m, r) => {
         noChange(r);
         skipMatches(r, /kind ConfigMap is not handled/);
+      },
+    },
+    {
+      name: 'a Deployment of extensions/v1beta1 (old clusters, matchPolicy Equivalent) is mutated like apps/v1',
+      object: { ...fx.deployment(), apiVersion: 'extensions/v1beta1' },
+      kind: { group: 'extensions', kind: 'Deployment' },
+      expect: (m) => {
+        assert.equal(tproxyOf(m), 'TPROXY');
+        assert.ok(antiOf(m));
+      },
+    },
+    // Kinds that get no anti-affinity do not read its labels: no warning about a bad value there.
+    ...(['daemonSet', 'job', 'cronJob', 'pod'] as const).map((make) => ({
+      name: `${make} ignores the anti-affinity labels, even invalid ones`,
+      object: fx[make](),
+      labels: { ...OPTED_IN, 'realip.io/anti-affinity': 'sometimes', 'realip.io/anti-affinity-topology': 'rack' },
+      expect: (_m: Json, r: MutationResult) => {
+        assert.deepEqual(r.changes, ['istio-interception=TPROXY']);
+        assert.deepEqual(r.skips, []);
+        assert.equal(r.warnings.length, 1);
+        warningMatches(r, /interceptionMode=TPROXY/);
+      },
+    })),
+    {
+      name: "an invalid annotation on a Pod is named as the Pod's, the only place a Pod has one",
+      object: { ...fx.pod(), metadata: { name: 'bare', annotations: { 'realip.io/istio-interception': 'on' } } },
+      expect: (_m, r) => {
+        noChange(r);
+        warningMatches(r, /^realip-webhook: annotation on the Pod realip\.io\/istio-interception="on" is invalid/);
       },
     },
     {
@@ -585,6 +673,19 @@ describe('UPDATE: no surprise rollout', () => {
         assert.ok(antiOf(m));
       },
     },
+    // Only a Pod is changed on CREATE alone; every controller's pod template is changed on UPDATE too.
+    ...(['statefulSet', 'replicaSet', 'daemonSet', 'job', 'cronJob'] as const).map((make) => {
+      const path = make === 'cronJob' ? ['spec', 'jobTemplate', 'spec', 'template'] : ['spec', 'template'];
+      const object = fx[make]();
+      template(object, path).spec.containers[0].image = 'registry.k8s.io/echoserver:1.10';
+      return {
+        name: `a ${make} UPDATE that changes the pod template is mutated`,
+        object,
+        operation: 'UPDATE' as const,
+        oldObject: fx[make](),
+        expect: (m: Json) => assert.equal(tproxyOf(m, path), 'TPROXY'),
+      };
+    }),
     {
       name: 'a CronJob UPDATE that only changes the schedule changes nothing',
       object: { ...fx.cronJob(), spec: { ...fx.cronJob()['spec'], schedule: '0 4 * * *' } },
