@@ -120,7 +120,10 @@ describe('Services: externalTrafficPolicy', () => {
         delete s['spec'].type;
         return s;
       })(),
-      expect: (_m, r) => noChange(r),
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /type ClusterIP/);
+      },
     },
     {
       name: 'namespace label Cluster leaves the Service alone',
@@ -132,9 +135,12 @@ describe('Services: externalTrafficPolicy', () => {
       },
     },
     {
-      name: 'annotation Cluster on the Service overrides the namespace (the opt-out for a Service)',
+      name: 'annotation Cluster on the Service overrides the namespace (the opt-out for a Service), and the log says so',
       object: fx.service('LoadBalancer', { metadata: { annotations: { 'realip.io/external-traffic-policy': 'Cluster' } } }),
-      expect: (_m, r) => noChange(r),
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /annotation on the Service realip\.io\/external-traffic-policy=Cluster/);
+      },
     },
     {
       name: 'annotation Local on the Service overrides a namespace that says Cluster',
@@ -167,6 +173,15 @@ describe('Services: externalTrafficPolicy', () => {
         skipMatches(r, new RegExp(`kind ${object.apiVersion.split('/')[0]}/Service is not handled`));
       },
     })),
+    {
+      name: 'a Service without metadata (a bare manifest) is handled',
+      object: (() => {
+        const s = fx.service('NodePort');
+        delete s['metadata'];
+        return s;
+      })(),
+      expect: (m) => assert.equal(m['spec'].externalTrafficPolicy, 'Local'),
+    },
     {
       name: 'an UPDATE that turns a ClusterIP Service into NodePort sets Local',
       object: fx.service('NodePort'),
@@ -347,6 +362,7 @@ describe('workloads: which kinds get what', () => {
       object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { a: 'b' } },
       expect: (_m, r) => {
         noChange(r);
+        assert.equal(r.skipped, true);
         skipMatches(r, /kind ConfigMap is not handled/);
       },
     },
@@ -380,10 +396,45 @@ describe('workloads: which kinds get what', () => {
       },
     },
     {
-      name: 'a Deployment kind from another API group is left alone',
+      name: 'a Deployment kind from another API group is left alone, and the log names the group',
       object: fx.deployment(),
       kind: { group: 'example.com', kind: 'Deployment' },
-      expect: (_m, r) => noChange(r),
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /kind example\.com\/Deployment is not handled/);
+      },
+    },
+    // The API server validates after mutating webhooks: an object they see may still lack required
+    // fields. It is answered, never crashed on, so that validation gives the user the real error.
+    {
+      name: 'a Deployment without a pod template is left alone',
+      object: (() => {
+        const d = fx.deployment();
+        delete d['spec'].template;
+        return d;
+      })(),
+      expect: (_m, r) => {
+        noChange(r);
+        assert.equal(r.skipped, true);
+        skipMatches(r, /Deployment has no pod template/);
+      },
+    },
+    {
+      name: 'a CronJob whose jobTemplate is null has no pod template and is left alone',
+      object: { ...fx.cronJob(), spec: { schedule: '0 3 * * *', jobTemplate: null } },
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /CronJob has no pod template/);
+      },
+    },
+    {
+      name: 'a pod template without spec gets anti-affinity and TPROXY, parents created',
+      object: fx.deployment({ template: { metadata: { labels: { app: 'source-ip-app' } } } }),
+      expect: (m, r) => {
+        assert.ok(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution);
+        assert.equal(tproxyOf(m), 'TPROXY');
+        assert.deepEqual(r.ops.map((o) => o.path), ['/spec/template/spec', '/spec/template/metadata/annotations']);
+      },
     },
     {
       name: 'DELETE is never changed',
@@ -404,6 +455,20 @@ const withZonePreference = () =>
             preferredDuringSchedulingIgnoredDuringExecution: [
               { weight: 10, podAffinityTerm: { labelSelector: { matchLabels: { app: 'x' } }, topologyKey: 'topology.kubernetes.io/zone' } },
             ],
+          },
+        },
+      },
+    }),
+  });
+
+/** A Deployment whose template already requires spreading its pods over these topology keys. */
+const withRequiredTerms = (...topologyKeys: string[]) =>
+  fx.deployment({
+    template: fx.podTemplate({
+      spec: {
+        affinity: {
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: topologyKeys.map((topologyKey) => ({ labelSelector: { matchLabels: { app: 'x' } }, topologyKey })),
           },
         },
       },
@@ -464,10 +529,19 @@ describe('anti-affinity', () => {
         skipMatches(r, /no spec\.selector/);
       },
     },
+    // An empty labelSelector in a term would select every pod of the namespace.
+    ...[{ matchLabels: {} }, { matchExpressions: [] }, { matchLabels: {}, matchExpressions: [] }].map((selector) => ({
+      name: `an empty selector ${JSON.stringify(selector)} counts as no selector`,
+      object: fx.deployment({ spec: { selector } }),
+      expect: (m: Json) => assert.equal(template(m).spec.affinity, undefined),
+    })),
     {
-      name: 'an empty selector counts as no selector',
-      object: fx.deployment({ spec: { selector: { matchLabels: {} } } }),
-      expect: (m) => assert.equal(template(m).spec.affinity, undefined),
+      name: 'an empty matchExpressions list beside matchLabels is not carried into the term',
+      object: fx.deployment({ spec: { selector: { matchLabels: { app: 'source-ip-app' }, matchExpressions: [] } } }),
+      expect: (m) =>
+        assert.deepEqual(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector, {
+          matchLabels: { app: 'source-ip-app' },
+        }),
     },
     {
       name: 'existing nodeAffinity is kept and podAntiAffinity is added beside it',
@@ -512,6 +586,34 @@ describe('anti-affinity', () => {
       },
     },
     {
+      name: "the user's preferred term with the same topologyKey stays and nothing is added, not even a required one",
+      object: fx.deployment({
+        template: fx.podTemplate({
+          spec: {
+            affinity: {
+              podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [
+                  { weight: 5, podAffinityTerm: { labelSelector: { matchLabels: { app: 'x' } }, topologyKey: HOST } },
+                ],
+              },
+            },
+          },
+        }),
+      }),
+      labels: { ...OPTED_IN, 'realip.io/anti-affinity': 'required' },
+      expect: (m) => {
+        assert.equal(antiOf(m).requiredDuringSchedulingIgnoredDuringExecution, undefined);
+        assert.equal(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution.length, 1);
+      },
+    },
+    {
+      name: 'a preferred term without podAffinityTerm (invalid, validation will say so) is no match and no crash',
+      object: fx.deployment({
+        template: fx.podTemplate({ spec: { affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1 }] } } } }),
+      }),
+      expect: (m) => assert.equal(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution[1].podAffinityTerm.topologyKey, HOST),
+    },
+    {
       name: 'a preferred term for another topologyKey stays and ours is appended to the same list',
       object: withZonePreference(),
       expect: (m, r) => {
@@ -520,6 +622,19 @@ describe('anti-affinity', () => {
         assert.equal(list[0].weight, 10);
         assert.equal(list[1].podAffinityTerm.topologyKey, HOST);
         assert.equal(r.ops[0]!.path, '/spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/-');
+      },
+    },
+    {
+      name: "the user's required terms, one of them on the same topologyKey, stay and nothing is added",
+      object: withRequiredTerms('topology.kubernetes.io/zone', HOST),
+      expect: (m) => assert.equal(antiOf(m).requiredDuringSchedulingIgnoredDuringExecution.length, 2),
+    },
+    {
+      name: "the user's required term for another topologyKey stays and ours is added beside it",
+      object: withRequiredTerms('topology.kubernetes.io/zone'),
+      expect: (m) => {
+        assert.equal(antiOf(m).requiredDuringSchedulingIgnoredDuringExecution.length, 1);
+        assert.equal(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey, HOST);
       },
     },
     {
@@ -543,7 +658,7 @@ describe('anti-affinity', () => {
       expect: (m, r) => {
         assert.equal(template(m).spec.affinity, undefined);
         assert.equal(tproxyOf(m), 'TPROXY');
-        warningMatches(r, /realip\.io\/anti-affinity="sometimes" is invalid \(allowed: preferred, required, none\)/);
+        warningMatches(r, /namespace label realip\.io\/anti-affinity="sometimes" is invalid \(allowed: preferred, required, none\)/);
       },
     },
     {
