@@ -35,7 +35,7 @@ export function apiClient(cluster: Cluster, maxSockets: number) {
   const ca = readFileSync(join(cluster.dir, 'certs', 'apiserver.crt'));
   const agent = new Agent({ keepAlive: true, maxSockets, ca });
   const url = new URL(cluster.server);
-  const call = (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> =>
+  const call = (method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; json: any }> =>
     new Promise((resolve, reject) => {
       const req = request(
         {
@@ -44,7 +44,7 @@ export function apiClient(cluster: Cluster, maxSockets: number) {
           path,
           method,
           agent,
-          headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/json', accept: 'application/json' },
+          headers: { authorization: `Bearer ${cluster.token}`, 'content-type': contentType, accept: 'application/json' },
         },
         (res) => {
           let text = '';

@@ -6,13 +6,14 @@ import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { isExecutable, startCluster, type Cluster } from '../e2e/cluster.js';
-import { kubernetesRelease, release, SUPPORTED_MINORS } from '../kubernetes/release.js';
+import { atLeast, kubernetesRelease, release, SUPPORTED_MINORS } from '../kubernetes/release.js';
 import { startBenchApiServer, type BenchApiServer } from './api-server.js';
 import { apiServerLatency, CLIENT_COUNTS, type LatencyBatch } from './apiserver-latency.js';
 import type { CpuTime } from './child.js';
 import { load, pinLoadGenerator, startServer, unpin, type LoadResult } from './http-load.js';
 import { inProcessRound, reviewHandler } from './in-process.js';
 import { loadProduct } from './product.js';
+import { sessionCost } from './session.js';
 import { imageNodeFlags, measureServe, nodeBinaries, nodeStartup, RSS_SETTLE_MS, type NodeBinary } from './serve-process.js';
 import { benchFiles, deploymentReviewBody, REPO } from './workload.js';
 
@@ -20,6 +21,7 @@ const ROUNDS = 5;
 /** Each round of (c)/(d) waits RSS_SETTLE_MS after ready, so fewer of them. */
 const SERVE_ROUNDS = 3;
 const LATENCY_BATCHES = 10;
+const SESSION_ROUNDS = 10;
 const LOAD_SECONDS = 3;
 const CONNECTIONS = [1, 8, 32] as const;
 /** The one load at which (b) also measures the webhook at info. */
@@ -274,7 +276,10 @@ async function apiServerRows(files: ReturnType<typeof benchFiles>, notes: string
     rows.push(...(await serveRows(api, files, nodes, image.flags, true)));
     // (e) last: with the ~4,000 Deployments it creates already stored, (d) with 10,000
     // namespaces was 50-170 ms slower (two runs each way). (e) then runs among those namespaces.
-    if (api.cluster) rows.push(...(await latencyOn(api.cluster, release.version, files, notes)));
+    if (api.cluster) {
+      rows.push(...(await latencyOn(api.cluster, release.version, files, notes)));
+      rows.push(...(await sessionRows(api.cluster, files, notes)));
+    }
     return rows;
   } finally {
     await api.stop();
@@ -288,6 +293,40 @@ async function latencyOn(cluster: Cluster, version: string, files: ReturnType<ty
   } catch (err) {
     // The other rows still stand; say why this one is missing.
     notes.push(`(e) ${version} failed and is left out: ${(err as Error).message}`);
+    return [];
+  }
+}
+
+/** (f): calls and time that matchConditions save on a realistic session; only where they exist. */
+async function sessionRows(cluster: Cluster, files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
+  if (!atLeast('1.30')) {
+    notes.push(`(f) left out: Kubernetes ${release.version} has no matchConditions`);
+    return [];
+  }
+  try {
+    const rounds = await sessionCost(cluster, files, SESSION_ROUNDS, imageNodeFlags().flags, progress);
+    const calls = (c: 'conditions' | 'none') => median(rounds.map((r) => r.calls[c]));
+    const ms = (c: 'conditions' | 'none') => median(rounds.map((r) => r.ms[c]));
+    return [
+      {
+        figure: `(f) ${release.version} webhook calls of one session (11 requests)`,
+        value: `${calls('conditions')} with matchConditions`,
+        baseline: `${calls('none')} without`,
+        ratio: ratio(calls('conditions') / calls('none')),
+        target: '—',
+        result: 'info',
+      },
+      {
+        figure: `(f) ${release.version} time of one session`,
+        value: `${ms('conditions').toFixed(1)} ms with matchConditions`,
+        baseline: `${ms('none').toFixed(1)} ms without`,
+        ratio: ratio(median(rounds.map((r) => r.ms.conditions / r.ms.none))),
+        target: '—',
+        result: 'info',
+      },
+    ];
+  } catch (err) {
+    notes.push(`(f) failed and is left out: ${(err as Error).message}`);
     return [];
   }
 }
