@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 export class TcpRelay {
   private readonly server: net.Server;
   private readonly pairs = new Set<[net.Socket, net.Socket]>();
+  private readonly frozen = new WeakSet<[net.Socket, net.Socket]>();
   /** Connections relayed so far. */
   connections = 0;
 
@@ -30,7 +31,9 @@ export class TcpRelay {
 
   /** Stops forwarding on every open connection, keeping the sockets open; returns how many. */
   freeze(): number {
-    for (const [client, upstream] of this.pairs) {
+    for (const pair of this.pairs) {
+      const [client, upstream] = pair;
+      this.frozen.add(pair);
       client.unpipe(upstream);
       upstream.unpipe(client);
       client.pause();
@@ -54,6 +57,9 @@ export class TcpRelay {
     const pair: [net.Socket, net.Socket] = [client, upstream];
     this.pairs.add(pair);
     const end = () => {
+      // A frozen connection stays open on the client's side whatever the server does: a server
+      // that ends its side (a watch's timeoutSeconds, say) is not heard of behind a lost NAT entry.
+      if (this.frozen.has(pair)) return;
       client.destroy();
       upstream.destroy();
       this.pairs.delete(pair);
