@@ -136,5 +136,9 @@ export function localWithoutSpreadWarning(
   const key = `${labelPrefix}/anti-affinity`;
   if (namespaceLabels[key] !== 'none' || whyTypeNeedsNoPolicy(service)) return undefined;
   if (!policyApplied && service.spec?.['externalTrafficPolicy'] !== 'Local') return undefined;
-  return `${WARNING_PREFIX}externalTrafficPolicy=Local but namespace label ${key}=none: replicas may share nodes, and nodes with no local pod drop this Service's traffic`;
+  return localWithoutSpreadText(key);
+}
+
+export function localWithoutSpreadText(antiAffinityKey: string): string {
+  return `${WARNING_PREFIX}externalTrafficPolicy=Local but namespace label ${antiAffinityKey}=none: replicas may share nodes, and nodes with no local pod drop this Service's traffic`;
 }

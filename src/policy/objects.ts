@@ -1,0 +1,57 @@
+// The admission policy objects, as the API server takes them (admissionregistration.k8s.io/v1,
+// GA in Kubernetes 1.36). Fail open, like the webhook's shipped failurePolicy Ignore.
+import type { Cel } from './cel.js';
+import type { Variable } from './settings.js';
+import type { matchConstraints } from './scope.js';
+
+const API_VERSION = 'admissionregistration.k8s.io/v1';
+
+export type PolicyObject = Record<string, unknown> & { kind: string; metadata: { name: string } };
+
+export function mutatingPolicy(name: string, match: ReturnType<typeof matchConstraints>, variables: Variable[], patch: Cel): PolicyObject {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'MutatingAdmissionPolicy',
+    metadata: { name },
+    spec: {
+      matchConstraints: match,
+      variables,
+      mutations: [{ patchType: 'JSONPatch', jsonPatch: { expression: patch } }],
+      // Run again when a later mutation changed the object, as the webhook does; the patches are idempotent.
+      reinvocationPolicy: 'IfNeeded',
+      failurePolicy: 'Ignore',
+    },
+  };
+}
+
+export interface Warning {
+  name: string;
+  /** True when the warning is due. */
+  when: Cel;
+  message: Cel;
+}
+
+/** Warnings come from a ValidatingAdmissionPolicy bound in Warn mode: a mutating policy cannot emit any. */
+export function warningPolicy(name: string, match: ReturnType<typeof matchConstraints>, variables: Variable[], warnings: Warning[]): PolicyObject {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name },
+    spec: {
+      matchConstraints: match,
+      variables,
+      validations: warnings.map((w) => ({ expression: `!(${w.when})`, messageExpression: w.message, reason: 'Invalid' })),
+      failurePolicy: 'Ignore',
+    },
+  };
+}
+
+export function bindingFor(policy: PolicyObject): PolicyObject {
+  const validating = policy.kind === 'ValidatingAdmissionPolicy';
+  return {
+    apiVersion: API_VERSION,
+    kind: `${policy.kind}Binding`,
+    metadata: { name: policy.metadata.name },
+    spec: { policyName: policy.metadata.name, ...(validating && { validationActions: ['Warn'] }) },
+  };
+}
