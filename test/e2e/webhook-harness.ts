@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
 import { freePort } from '../support/net.js';
-import { applyPatch, type Operation } from 'fast-json-patch';
+// A CommonJS package: Node's ESM loader sees only its default export.
+import jsonpatch, { type Operation } from 'fast-json-patch';
 import { atLeast, release, type KubernetesRelease } from '../kubernetes/release.js';
 import { APISERVER, INSTALL_HINT, isExecutable, type Cluster } from './cluster.js';
 
@@ -188,7 +189,7 @@ export async function shippedWebhookConfiguration(r: KubernetesRelease = release
   if (atLeast('1.30', r)) return config;
   const component = parse(await readFile(BEFORE_1_30, 'utf8')) as Obj;
   const [patch] = component.patches as Obj[];
-  return applyPatch(config, parse(patch!.patch) as Operation[], true, false).newDocument;
+  return jsonpatch.applyPatch(config, parse(patch!.patch) as Operation[], true, false).newDocument;
 }
 
 /**
