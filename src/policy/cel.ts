@@ -70,7 +70,7 @@ export function addPatch(root: Cel, path: readonly string[], value: Cel): Cel {
   const op = (depth: number, v: Cel) => `JSONPatch{op: "add", path: ${lit(toPointer(path.slice(0, depth + 1)))}, value: ${v}}`;
   let expr = op(path.length - 1, value);
   for (let depth = path.length - 2; depth >= 0; depth--) {
-    expr = `!${optionalAt(root, path.slice(0, depth + 1))}.hasValue() ? ${op(depth, nested(depth + 1))} : ${expr}`;
+    expr = `(!${optionalAt(root, path.slice(0, depth + 1))}.hasValue() ? ${op(depth, nested(depth + 1))} : ${expr})`;
   }
   return expr;
 }

@@ -6,7 +6,7 @@ import type { matchConstraints } from './scope.js';
 
 const API_VERSION = 'admissionregistration.k8s.io/v1';
 
-export type PolicyObject = Record<string, unknown> & { kind: string; metadata: { name: string } };
+export type PolicyObject = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string } };
 
 export function mutatingPolicy(name: string, match: ReturnType<typeof matchConstraints>, variables: Variable[], patch: Cel): PolicyObject {
   return {

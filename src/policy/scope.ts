@@ -63,7 +63,7 @@ export function byTemplatePath(kinds: readonly string[], build: (templatePath: r
   const branches = [...groups.values()];
   const last = branches.pop()!;
   const otherwise = build(WORKLOAD_KINDS[last[0]!]!.templatePath, WORKLOAD_KINDS[last[0]!]!);
-  return branches.reduceRight((expr, group) => `${kindIs(group)} ? ${build(WORKLOAD_KINDS[group[0]!]!.templatePath, WORKLOAD_KINDS[group[0]!]!)} : ${expr}`, otherwise);
+  return branches.reduceRight((expr, group) => `(${kindIs(group)} ? ${build(WORKLOAD_KINDS[group[0]!]!.templatePath, WORKLOAD_KINDS[group[0]!]!)} : ${expr})`, otherwise);
 }
 
 export const namespaceLabels: Variable = { name: 'namespaceLabels', expression: 'namespaceObject.?metadata.?labels.orValue({})' };

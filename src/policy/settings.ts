@@ -28,7 +28,8 @@ function firstSource(key: string, sources: readonly Source[], fallback: { where:
   let expr = `{"where": ${lit(fallback.where)}, "raw": ${lit(fallback.raw)}}`;
   for (const { where, values } of [...sources].reverse()) {
     const present = passes === undefined ? `${lit(key)} in ${values}` : `${lit(key)} in ${values} && ${values}[${lit(key)}] != ${lit(passes)}`;
-    expr = `${present} ? {"where": ${where}, "raw": ${values}[${lit(key)}]} : ${expr}`;
+    // string(): map literals must be of one type, and annotation values are dyn to the compiler.
+    expr = `(${present} ? {"where": string(${where}), "raw": string(${values}[${lit(key)}])} : ${expr})`;
   }
   return expr;
 }

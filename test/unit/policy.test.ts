@@ -101,6 +101,19 @@ describe('policy generator', () => {
   });
 });
 
+describe('committed copies of the output: one source of truth', () => {
+  // Regenerate with: node dist/cli.js policy > FILE (for each file below).
+  for (const file of ['manifests/helm/realip-webhook/files/policies.yaml', 'manifests/overlays/policy/policies.yaml']) {
+    test(`${file} is what \`realip-webhook policy\` prints`, () => {
+      assert.equal(readFileSync(join(REPO_ROOT, file), 'utf8'), renderPolicies('realip.io'), `${file} drifted from the generator: regenerate it`);
+    });
+  }
+
+  test('the default prefix appears only where the prefix goes, so the chart may replace it for labelPrefix', () => {
+    assert.equal(renderPolicies('realip.io').replaceAll('realip.io', 'example.com'), renderPolicies('example.com'));
+  });
+});
+
 describe('CEL builders', () => {
   test('message() turns a message function into CEL concatenation', () => {
     assert.equal(message((a: string, b: string) => `x ${a} y ${b}`, 'variables.a', '1 + 2'), '"x " + (variables.a) + " y " + (1 + 2)');
@@ -113,9 +126,9 @@ describe('CEL builders', () => {
   test('addPatch() adds the first missing parent with the rest built inside it, as addOperation does', () => {
     assert.equal(
       addPatch('object', ['spec', 'l', '-'], '1'),
-      '!object.?spec.hasValue() ? JSONPatch{op: "add", path: "/spec", value: {"l": dyn([1])}}' +
-        ' : !object.?spec.?l.hasValue() ? JSONPatch{op: "add", path: "/spec/l", value: [1]}' +
-        ' : JSONPatch{op: "add", path: "/spec/l/-", value: 1}',
+      '(!object.?spec.hasValue() ? JSONPatch{op: "add", path: "/spec", value: {"l": dyn([1])}}' +
+        ' : (!object.?spec.?l.hasValue() ? JSONPatch{op: "add", path: "/spec/l", value: [1]}' +
+        ' : JSONPatch{op: "add", path: "/spec/l/-", value: 1}))',
     );
     assert.match(addPatch('object', ['metadata', 'a/b'], '"v"'), /object\.\?metadata\[\?"a\/b"\]|path: "\/metadata\/a~1b"/);
   });
