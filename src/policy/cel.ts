@@ -74,3 +74,54 @@ export function addPatch(root: Cel, path: readonly string[], value: Cel): Cel {
   }
   return expr;
 }
+
+const BREAK_BEFORE = [' && ', ' || ', ' ? ', ' : '];
+
+/**
+ * `expr` with a line break before each top-level &&, ||, ? and :, so that the YAML shows it as
+ * a block a person can read; CEL treats the line breaks as spaces. One pair of parentheses
+ * around the whole expression is dropped first.
+ */
+export function formatCel(expr: Cel): Cel {
+  let text = expr;
+  if (text.startsWith('(') && closingParen(text, 0) === text.length - 1) text = text.slice(1, -1);
+  let out = '';
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      const end = stringEnd(text, i);
+      out += text.slice(i, end + 1);
+      i = end;
+      continue;
+    }
+    if ('([{'.includes(c)) depth++;
+    if (')]}'.includes(c)) depth--;
+    const op = depth === 0 ? BREAK_BEFORE.find((o) => text.startsWith(o, i)) : undefined;
+    if (op) {
+      out += `\n${op.trimStart()}`;
+      i += op.length - 1;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+/** Index of the closing quote of the string literal that opens at `start`. */
+function stringEnd(text: string, start: number): number {
+  let i = start + 1;
+  while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+  return i;
+}
+
+/** Index of the parenthesis that closes the one at `start`, outside string literals. */
+function closingParen(text: string, start: number): number {
+  let depth = 0;
+  for (let i = start; i < text.length; i++) {
+    if (text[i] === '"') i = stringEnd(text, i);
+    else if (text[i] === '(') depth++;
+    else if (text[i] === ')' && --depth === 0) return i;
+  }
+  return -1;
+}

@@ -1,12 +1,14 @@
 // The admission policy objects, as the API server takes them (admissionregistration.k8s.io/v1,
 // GA in Kubernetes 1.36). Fail open, like the webhook's shipped failurePolicy Ignore.
-import type { Cel } from './cel.js';
+import { formatCel, type Cel } from './cel.js';
 import type { Variable } from './settings.js';
 import type { matchConstraints } from './scope.js';
 
 const API_VERSION = 'admissionregistration.k8s.io/v1';
 
 export type PolicyObject = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string } };
+
+const readable = (variables: Variable[]) => variables.map((v) => ({ ...v, expression: formatCel(v.expression) }));
 
 export function mutatingPolicy(name: string, match: ReturnType<typeof matchConstraints>, variables: Variable[], patch: Cel): PolicyObject {
   return {
@@ -15,8 +17,8 @@ export function mutatingPolicy(name: string, match: ReturnType<typeof matchConst
     metadata: { name },
     spec: {
       matchConstraints: match,
-      variables,
-      mutations: [{ patchType: 'JSONPatch', jsonPatch: { expression: patch } }],
+      variables: readable(variables),
+      mutations: [{ patchType: 'JSONPatch', jsonPatch: { expression: formatCel(patch) } }],
       // Run again when a later mutation changed the object, as the webhook does; the patches are idempotent.
       reinvocationPolicy: 'IfNeeded',
       failurePolicy: 'Ignore',
@@ -39,8 +41,8 @@ export function warningPolicy(name: string, match: ReturnType<typeof matchConstr
     metadata: { name },
     spec: {
       matchConstraints: match,
-      variables,
-      validations: warnings.map((w) => ({ expression: `!(${w.when})`, messageExpression: w.message, reason: 'Invalid' })),
+      variables: readable(variables),
+      validations: warnings.map((w) => ({ expression: formatCel(`!(${w.when})`), messageExpression: w.message, reason: 'Invalid' })),
       failurePolicy: 'Ignore',
     },
   };

@@ -12,7 +12,7 @@ import { TOPOLOGY_KEYS } from '../../src/mutation/anti-affinity.js';
 import { INTERCEPTION_ANNOTATION, LEVELS_WITHOUT_NET_ADMIN } from '../../src/mutation/istio-interception.js';
 import { SETTINGS } from '../../src/mutation/settings.js';
 import { WORKLOAD_KINDS } from '../../src/mutation/workload-kinds.js';
-import { addPatch, jsonQuoted, list, message } from '../../src/policy/cel.js';
+import { addPatch, formatCel, jsonQuoted, list, message } from '../../src/policy/cel.js';
 import { generatePolicies, NOT_EXPRESSIBLE } from '../../src/policy/policies.js';
 import { resourceOf } from '../../src/policy/scope.js';
 import { REPO_ROOT } from '../support/repo.js';
@@ -115,6 +115,13 @@ describe('committed copies of the output: one source of truth', () => {
 });
 
 describe('CEL builders', () => {
+  test('formatCel() breaks only top-level operators, never inside literals or brackets', () => {
+    const expr = '(a && "x && y ? z : w" in [b || c] ? {"k": d ? e : f} : g)';
+    assert.equal(formatCel(expr), 'a\n&& "x && y ? z : w" in [b || c]\n? {"k": d ? e : f}\n: g');
+    assert.equal(formatCel('(a) || (b)'), '(a)\n|| (b)', 'parentheses that do not enclose the whole expression stay');
+    for (const e of everyExpression(policies)) assert.ok(!/\n\s*\n/.test(e), 'no empty lines');
+  });
+
   test('message() turns a message function into CEL concatenation', () => {
     assert.equal(message((a: string, b: string) => `x ${a} y ${b}`, 'variables.a', '1 + 2'), '"x " + (variables.a) + " y " + (1 + 2)');
   });
