@@ -93,9 +93,12 @@ function report(label: string, cases: Case[], diffs: Difference[]) {
   const updates = cases.filter((c) => c.update).length;
   const explained = diffs.filter((d) => d.reason);
   console.log(`# ${label}: ${cases.length} cases (${cases.length - updates} CREATE, ${updates} CREATE+UPDATE), ${diffs.length} differences, ${explained.length} of them with a known reason`);
-  const reasons = new Map<string, number>();
-  for (const d of explained) reasons.set(d.reason!, (reasons.get(d.reason!) ?? 0) + 1);
-  for (const [reason, n] of reasons) console.log(`#   ${n} x ${reason}`);
+  const reasons = new Map<string, Difference[]>();
+  for (const d of explained) reasons.set(d.reason!, [...(reasons.get(d.reason!) ?? []), d]);
+  for (const [reason, list] of reasons) {
+    console.log(`#   ${list.length} x ${reason}:`);
+    console.log(`#     ${list.map((d) => `${d.case} (${d.phase})`).join('; ')}`);
+  }
 }
 
 const unexplained = (diffs: Difference[]) => diffs.filter((d) => !d.reason).map((d) => `${d.case} (${d.phase}): ${d.what}`);

@@ -23,7 +23,11 @@ const ADDED = antiAffinityAddedWarning('\u0000', '\u0000').split('\u0000')[0]!;
 function sentAlready(warning: string, sent: Obj): boolean {
   if (warning === LOCAL_SET_WARNING) return sent.spec?.externalTrafficPolicy === 'Local';
   if (warning === TPROXY_SET_WARNING) return templateOf(sent)?.metadata?.annotations?.[INTERCEPTION_ANNOTATION] === 'TPROXY';
-  if (warning.startsWith(ADDED)) return Boolean(templateOf(sent)?.spec?.affinity?.podAntiAffinity);
+  if (warning.startsWith(ADDED)) {
+    const anti = templateOf(sent)?.spec?.affinity?.podAntiAffinity ?? {};
+    const terms: Obj[] = [...(anti.requiredDuringSchedulingIgnoredDuringExecution ?? []), ...(anti.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((p: Obj) => p.podAffinityTerm)];
+    return terms.some((t) => t?.topologyKey && warning.includes(` ${t.topologyKey} `));
+  }
   return false;
 }
 
