@@ -3,6 +3,7 @@
 // error (exit 2), anything else a failure (exit 1).
 import { auditUsage, runAuditCommand } from './commands/audit.js';
 import { runMutate, mutateUsage } from './commands/mutate.js';
+import { policyUsage, runPolicy } from './commands/policy.js';
 import { ConfigError, parseServeConfig, serveUsage } from './config.js';
 import { serve } from './commands/serve.js';
 
@@ -31,6 +32,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'list existing objects that differ from what the webhook would make; --fix services',
     usage: auditUsage,
     run: runAuditCommand,
+  },
+  policy: {
+    summary: 'print the same rules as admission policies for Kubernetes 1.36+ (kubectl apply -f -)',
+    usage: policyUsage,
+    run: runPolicy,
   },
 };
 

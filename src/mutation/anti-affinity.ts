@@ -12,6 +12,10 @@ export const TOPOLOGY_KEYS = {
 
 export const PREFERRED_WEIGHT = 100;
 
+export function antiAffinityAddedWarning(mode: string, topologyKey: string): string {
+  return `${WARNING_PREFIX}added ${mode} pod anti-affinity on ${topologyKey} so replicas spread out`;
+}
+
 /** The selector's matchLabels and matchExpressions, or undefined when it selects nothing specific. */
 export function selectorForTerm(selector: LabelSelector | undefined): LabelSelector | undefined {
   const term: LabelSelector = {};
@@ -60,6 +64,6 @@ export function antiAffinity(
     applied: true,
     ops: [op],
     change: `anti-affinity=${mode.value}/${topology.value}`,
-    warning: `${WARNING_PREFIX}added ${mode.value} pod anti-affinity on ${topologyKey} so replicas spread out`,
+    warning: antiAffinityAddedWarning(mode.value, topologyKey),
   };
 }

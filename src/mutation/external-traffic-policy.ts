@@ -5,10 +5,15 @@ import { addOperation } from './json-patch.js';
 import type { KubeObject } from './objects.js';
 import type { Resolved } from './settings.js';
 
+/** The Service types whose traffic kube-proxy SNATs from outside the cluster. */
+export const EXTERNAL_SERVICE_TYPES: readonly string[] = ['NodePort', 'LoadBalancer'];
+
+export const LOCAL_SET_WARNING = `${WARNING_PREFIX}set spec.externalTrafficPolicy=Local so pods see the client source IP`;
+
 /** Why the Service's type never needs the policy, or undefined when it does. */
 export function whyTypeNeedsNoPolicy(service: KubeObject): string | undefined {
   const type = (service.spec?.['type'] as string | undefined) ?? 'ClusterIP';
-  if (type === 'NodePort' || type === 'LoadBalancer') return undefined;
+  if (EXTERNAL_SERVICE_TYPES.includes(type)) return undefined;
   return `Service type ${type} is not NodePort or LoadBalancer`;
 }
 
@@ -28,6 +33,6 @@ export function externalTrafficPolicy(
     applied: true,
     ops: [addOperation(service, ['spec', 'externalTrafficPolicy'], 'Local')],
     change: 'external-traffic-policy=Local',
-    warning: `${WARNING_PREFIX}set spec.externalTrafficPolicy=Local so pods see the client source IP`,
+    warning: LOCAL_SET_WARNING,
   };
 }

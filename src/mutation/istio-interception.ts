@@ -8,15 +8,27 @@ import type { Labels, Resolved } from './settings.js';
 
 export const INTERCEPTION_ANNOTATION = 'sidecar.istio.io/interceptionMode';
 export const POD_SECURITY_ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
+// TPROXY gives the istio-proxy container NET_ADMIN, which these Pod Security levels reject.
+export const LEVELS_WITHOUT_NET_ADMIN: readonly string[] = ['baseline', 'restricted'];
 
 export function whyPodSecurityForbids(namespaceLabels: Labels): string | undefined {
   const level = namespaceLabels[POD_SECURITY_ENFORCE_LABEL];
-  // TPROXY gives the istio-proxy container NET_ADMIN, which these Pod Security levels reject.
-  if (level !== 'baseline' && level !== 'restricted') return undefined;
+  if (level === undefined || !LEVELS_WITHOUT_NET_ADMIN.includes(level)) return undefined;
+  return podSecurityReason(level);
+}
+
+function podSecurityReason(level: string): string {
   return `namespace enforces pod-security ${level}`;
 }
 
+export function podSecuritySkipWarning(level: string): string {
+  return `${WARNING_PREFIX}TPROXY not set: ${podSecurityReason(level)} and the Istio proxy would need NET_ADMIN`;
+}
+
+export const TPROXY_SET_WARNING = `${WARNING_PREFIX}set ${INTERCEPTION_ANNOTATION}=TPROXY so the Istio sidecar keeps the client IP`;
+
 export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
+export const AMBIENT_MODE = 'ambient';
 export const SIDECAR_INJECT = 'sidecar.istio.io/inject';
 
 /**
@@ -25,7 +37,7 @@ export const SIDECAR_INJECT = 'sidecar.istio.io/inject';
  * the older annotation) gets one, and then TPROXY matters again.
  */
 export function whyAmbientNeedsNoTproxy(namespaceLabels: Labels, template: PodTemplate): string | undefined {
-  if (namespaceLabels[DATAPLANE_MODE_LABEL] !== 'ambient') return undefined;
+  if (namespaceLabels[DATAPLANE_MODE_LABEL] !== AMBIENT_MODE) return undefined;
   const { labels, annotations } = template.metadata ?? {};
   if (labels?.[SIDECAR_INJECT] === 'true' || annotations?.[SIDECAR_INJECT] === 'true') return undefined;
   return `namespace is in Istio ambient mode (${DATAPLANE_MODE_LABEL}=ambient): no sidecar, ztunnel keeps the client address`;
@@ -45,16 +57,11 @@ export function istioInterception(
   const ambient = whyAmbientNeedsNoTproxy(namespaceLabels, template);
   if (ambient) return skipped(ambient);
   const forbidden = whyPodSecurityForbids(namespaceLabels);
-  if (forbidden) {
-    return skipped(
-      forbidden,
-      `${WARNING_PREFIX}TPROXY not set: ${forbidden} and the Istio proxy would need NET_ADMIN`,
-    );
-  }
+  if (forbidden) return skipped(forbidden, podSecuritySkipWarning(namespaceLabels[POD_SECURITY_ENFORCE_LABEL]!));
   return {
     applied: true,
     ops: [addOperation(object, [...templatePath, 'metadata', 'annotations', INTERCEPTION_ANNOTATION], 'TPROXY')],
     change: 'istio-interception=TPROXY',
-    warning: `${WARNING_PREFIX}set ${INTERCEPTION_ANNOTATION}=TPROXY so the Istio sidecar keeps the client IP`,
+    warning: TPROXY_SET_WARNING,
   };
 }

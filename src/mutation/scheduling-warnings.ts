@@ -148,5 +148,9 @@ export function localWithoutSpreadWarning(
   if (namespaceLabels[key] !== 'none' || whyTypeNeedsNoPolicy(service)) return undefined;
   // Stryker disable next-line OptionalChaining: a Service without spec is a ClusterIP, returned above
   if (!policyApplied && service.spec?.['externalTrafficPolicy'] !== 'Local') return undefined;
-  return `${WARNING_PREFIX}externalTrafficPolicy=Local but namespace label ${key}=none: replicas may share nodes, and nodes with no local pod drop this Service's traffic`;
+  return localWithoutSpreadText(key);
+}
+
+export function localWithoutSpreadText(antiAffinityKey: string): string {
+  return `${WARNING_PREFIX}externalTrafficPolicy=Local but namespace label ${antiAffinityKey}=none: replicas may share nodes, and nodes with no local pod drop this Service's traffic`;
 }

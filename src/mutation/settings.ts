@@ -38,16 +38,22 @@ export function resolveSetting<N extends SettingName>(
     if ((spec.allowed as readonly string[]).includes(raw)) {
       return { valid: true, value: raw as SettingValue<N>, from: `${source.where} ${key}` };
     }
-    return {
-      valid: false,
-      warning: `${WARNING_PREFIX}${source.where} ${key}=${JSON.stringify(raw)} is invalid (allowed: ${spec.allowed.join(', ')}); ${name} not applied`,
-    };
+    return { valid: false, warning: invalidSettingWarning(source.where, key, JSON.stringify(raw), spec.allowed, name) };
   }
   // Stryker disable next-line StringLiteral: no default is none or Cluster, the only values whose skip reason shows where they came from
   return { valid: true, value: spec.default as SettingValue<N>, from: 'default' };
 }
 
+/** The warning for an invalid value; `quoted` is the value as a JSON string. The policy engine builds the same text in CEL. */
+export function invalidSettingWarning(where: string, key: string, quoted: string, allowed: readonly string[], name: string): string {
+  return `${WARNING_PREFIX}${where} ${key}=${quoted} is invalid (allowed: ${allowed.join(', ')}); ${name} not applied`;
+}
+
 export const INJECT_VALUES = ['enabled', 'disabled'] as const;
+
+export function invalidInjectWarning(where: string, key: string, quoted: string): string {
+  return `${WARNING_PREFIX}${where} ${key}=${quoted} is invalid (allowed: ${INJECT_VALUES.join(', ')}); object left unchanged`;
+}
 
 /**
  * The opt-in switch: the namespace label must say enabled and no annotation may say disabled.
@@ -61,7 +67,7 @@ export function whyNotInjected(
   const key = `${prefix}/inject`;
   const invalid = (where: string, raw: string) => ({
     skip: `${where} ${key}=${JSON.stringify(raw)} is invalid`,
-    warning: `${WARNING_PREFIX}${where} ${key}=${JSON.stringify(raw)} is invalid (allowed: ${INJECT_VALUES.join(', ')}); object left unchanged`,
+    warning: invalidInjectWarning(where, key, JSON.stringify(raw)),
   });
   const nsValue = namespaceLabels[key];
   if (nsValue === undefined) return { skip: `namespace has no label ${key}` };

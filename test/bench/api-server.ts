@@ -30,6 +30,22 @@ const labelsOf = (i: number, name: string) => ({
 
 const nameOf = (i: number) => `team-${String(i).padStart(5, '0')}`;
 
+/**
+ * Runs `probe` until it resolves, for when the API server has yet to pick up new admission
+ * configuration (a second or so); after `giveUpMs` its last error is thrown.
+ */
+export async function retryUntilAdmitted(probe: () => Promise<void>, giveUpMs: number): Promise<void> {
+  const deadline = Date.now() + giveUpMs;
+  for (;;) {
+    try {
+      return await probe();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
 /** A client of the real API server: JSON over its HTTPS, with the cluster's token and CA. */
 export function apiClient(cluster: Cluster, maxSockets: number) {
   const ca = readFileSync(join(cluster.dir, 'certs', 'apiserver.crt'));

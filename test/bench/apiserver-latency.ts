@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import type { Cluster } from '../e2e/cluster.js';
 import { deployment } from '../fixtures/objects.js';
-import { apiClient } from './api-server.js';
+import { apiClient, retryUntilAdmitted } from './api-server.js';
 import { percentile, startServer } from './http-load.js';
 import { startServe } from './serve-process.js';
 import type { BenchFiles } from './workload.js';
@@ -113,17 +113,10 @@ export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batc
 
     // The API server picks up new webhook configurations within a second or so.
     progress('(e) waiting for the API server to call both webhooks');
-    const deadline = Date.now() + WARM_UP_GIVE_UP_MS;
-    for (;;) {
-      try {
-        await create('project');
-        await create('floor');
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
+    await retryUntilAdmitted(async () => {
+      await create('project');
+      await create('floor');
+    }, WARM_UP_GIVE_UP_MS);
 
     const run = async (c: Case, clients: number) => {
       const latencies: number[] = [];

@@ -1,6 +1,7 @@
 // npm run bench: what the webhook costs over the floor any JSON-over-HTTPS webhook pays. Every
 // figure is a ratio against a baseline measured in the same run, over ROUNDS rounds, reported as
 // the median. A benchmark, not a test: it prints a table and exits 0 whatever the numbers.
+// (g) sets the two engines side by side (docs/engines.md has the figures).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -9,6 +10,7 @@ import { isExecutable, startCluster, type Cluster } from '../e2e/cluster.js';
 import { atLeast, kubernetesRelease, release, SUPPORTED_MINORS } from '../kubernetes/release.js';
 import { startBenchApiServer, type BenchApiServer } from './api-server.js';
 import { apiServerLatency, CLIENT_COUNTS, type LatencyBatch } from './apiserver-latency.js';
+import { engineFigures, ENGINES, STORM_CREATES, STORM_IN_FLIGHT, type EngineCase } from './engines.js';
 import type { CpuTime } from './child.js';
 import { load, pinLoadGenerator, startServer, unpin, type LoadResult } from './http-load.js';
 import { inProcessRound, reviewHandler } from './in-process.js';
@@ -22,6 +24,7 @@ const ROUNDS = 5;
 const SERVE_ROUNDS = 3;
 const LATENCY_BATCHES = 10;
 const SESSION_ROUNDS = 10;
+const ENGINE_BATCHES = 10;
 const LOAD_SECONDS = 3;
 const CONNECTIONS = [1, 8, 32] as const;
 /** The one load at which (b) also measures the webhook at info. */
@@ -349,6 +352,61 @@ async function otherReleasesLatency(files: ReturnType<typeof benchFiles>, notes:
   return rows;
 }
 
+/** (g): the policies, the webhook and nothing, on a cluster of their own (admission policies need 1.36+). */
+async function engineRows(files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
+  if (!atLeast('1.36')) {
+    notes.push(`(g) left out: admission policies need Kubernetes 1.36+, KUBE_VERSION=${release.minor}`);
+    return [];
+  }
+  const { api, whyNotReal } = await startBenchApiServer(files.dir);
+  try {
+    if (whyNotReal || !api.cluster) {
+      notes.push(`(g) left out: ${whyNotReal}`);
+      return [];
+    }
+    const f = await engineFigures(api.cluster, files, ENGINE_BATCHES, imageNodeFlags().flags, progress);
+    const ms = (x: number) => `${x.toFixed(2)} ms`;
+    const added = (c: 'policy' | 'webhook') => median(f.batches.map((b) => b[c] - b.none));
+    const s = (x: number) => `${x.toFixed(1)} s`;
+    const storm = (c: EngineCase) => {
+      const { seconds, apiServerCpuSeconds, webhookCpuSeconds } = f.storm[c];
+      return `${s(seconds)}, API server CPU ${s(apiServerCpuSeconds)}${webhookCpuSeconds === undefined ? '' : ` + webhook CPU ${s(webhookCpuSeconds)}`}`;
+    };
+    notes.push(`(g) ran on a fresh kube-apiserver ${release.version}: the shipped webhook configuration vs \`realip-webhook policy\`, one namespace each`);
+    return [
+      ...(['policy', 'webhook'] as const).map((c) => ({
+        figure: `(g) latency added to a create by the ${c === 'policy' ? 'admission policies' : 'webhook'}, 1 client`,
+        value: ms(added(c)),
+        baseline: `${ms(median(f.batches.map((b) => b.none)))} no engine`,
+        ratio: ratio(median(f.batches.map((b) => b[c] / b.none))),
+        target: '—',
+        result: 'info',
+      })),
+      {
+        figure: '(g) create p99: policies / webhook / none, 1 client',
+        value: `${ms(f.p99.policy)} / ${ms(f.p99.webhook)} / ${ms(f.p99.none)}`,
+        baseline: '—',
+        ratio: '—',
+        target: '—',
+        result: 'info',
+      },
+      ...ENGINES.map((c) => ({
+        figure: `(g) storm: ${STORM_CREATES} creates, ${STORM_IN_FLIGHT} in flight, ${c === 'none' ? 'no engine' : c === 'policy' ? 'policies' : 'webhook'}`,
+        value: storm(c),
+        baseline: c === 'none' ? '—' : `${s(f.storm.none.seconds)} no engine`,
+        ratio: c === 'none' ? '—' : ratio(f.storm[c].seconds / f.storm.none.seconds),
+        target: '—',
+        result: 'info',
+      })),
+    ];
+  } catch (err) {
+    notes.push(`(g) failed and is left out: ${(err as Error).message}`);
+    return [];
+  } finally {
+    await api.stop();
+  }
+}
+
 function print(rows: Row[], notes: string[]): void {
   const header: Row = { figure: 'figure', value: 'value', baseline: 'baseline', ratio: 'ratio', target: 'target', result: 'result' };
   const keys = Object.keys(header) as (keyof Row)[];
@@ -361,8 +419,8 @@ function print(rows: Row[], notes: string[]): void {
   for (const note of notes) console.log(`note: ${note}`);
 }
 
-// `npm run bench -- b` runs only (b); sections: a, b, api (rows c, d, e). Default: all.
-const SECTIONS = ['a', 'b', 'api'];
+// `npm run bench -- b` runs only (b); sections: a, b, api (rows c, d, e, f), engines (row g). Default: all.
+const SECTIONS = ['a', 'b', 'api', 'engines'];
 const chosen = process.argv.slice(2);
 const unknown = chosen.filter((s) => !SECTIONS.includes(s));
 if (unknown.length > 0) {
@@ -382,6 +440,7 @@ try {
     ...(runs('b') ? await httpsLoad(body, files, notes) : []),
     ...(runs('api') ? await apiServerRows(files, notes) : []),
     ...(runs('api') ? await otherReleasesLatency(files, notes) : []),
+    ...(runs('engines') ? await engineRows(files, notes) : []),
   ];
   notes.push(`load average (1 min) ${loadBefore.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end, on ${availableParallelism()} CPUs`);
   print(rows, notes);

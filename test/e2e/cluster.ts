@@ -106,6 +106,9 @@ export async function startCluster(opts: { release?: KubernetesRelease; apiserve
     '--endpoint-reconciler-type', 'none',
     // Removed in 1.24; before that the unauthenticated port is on by default.
     ...(atLeast('1.24', release) ? [] : ['--insecure-port', '0']),
+    // 1.37 refuses a loopback advertise address for the endpoint reconciler of the kubernetes
+    // Service; nothing here uses that Service's endpoints.
+    ...(atLeast('1.37', release) ? ['--endpoint-reconciler-type', 'none'] : []),
     '--service-cluster-ip-range', '10.0.0.0/24',
     '--cert-dir', certDir,
     '--service-account-issuer', 'https://kubernetes.default.svc',
@@ -271,6 +274,9 @@ function runKubectl(
       }
       resolve({ stdout, stderr, code });
     });
+    // kubectl may exit before it reads stdin; its exit status and stderr say why, so a write
+    // error (EPIPE) on the pipe is not the error to report.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.stdin ?? '');
   });
 }

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
 import { freePort } from '../support/net.js';
+// A CommonJS package: Node's ESM loader sees only its default export.
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { atLeast, release, type KubernetesRelease } from '../kubernetes/release.js';
 import { APISERVER, INSTALL_HINT, isExecutable, type Cluster } from './cluster.js';

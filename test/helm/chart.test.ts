@@ -9,6 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { isMap, parse, parseDocument, type YAMLMap } from 'yaml';
+import { generatePolicies } from '../../src/policy/policies.js';
 import { copyManifests, REPO_ROOT } from '../support/repo.js';
 import { HELM_STANDARD_LABELS, driftBetween, type K8sObject } from './drift.js';
 import { CHART_DIR, NAMESPACE, RELEASE, helmTemplate, helmTemplateRun, kustomize, runHelm, valuesFile } from './helm.js';
@@ -63,6 +64,9 @@ function everyEntry(objs: K8sObject[], pick: (entry: Any) => unknown): unknown {
 const podOf = (objs: K8sObject[]): Any => one(objs, 'Deployment').spec.template.spec;
 const containerOf = (objs: K8sObject[]): Any => podOf(objs).containers[0];
 const b64 = (s: string) => Buffer.from(String(s).replace(/\s+/g, ''), 'base64').toString('utf8');
+
+// Admission policies are GA from 1.36; the chart refuses engine=policy before.
+const POLICY_KUBE_VERSION = '1.37.2';
 
 const secretMode = () => ({ tls: { mode: 'secret', secret: { name: 'realip-webhook-tls', caBundle: plainCaBundle } } });
 
@@ -153,6 +157,11 @@ for (const [name, values] of LINT_CASES) {
   });
 }
 
+test('helm lint --strict passes: engine=policy on Kubernetes 1.37', () => {
+  const r = runHelm(['lint', '--strict', CHART_DIR, '--namespace', NAMESPACE, '--kube-version', POLICY_KUBE_VERSION, '--values', valuesFile({ engine: 'policy' })]);
+  assert.equal(r.code, 0, `helm lint --strict failed:\n${r.stdout}${r.stderr}`);
+});
+
 test('helm lint --strict passes for Kubernetes 1.20 (policy/v1beta1 PDB, autoscaling/v2beta2 HPA)', () => {
   const values = valuesFile({ autoscaling: { enabled: true } });
   const r = runHelm(['lint', '--strict', CHART_DIR, '--namespace', NAMESPACE, '--kube-version', '1.20.2', '--values', values]);
@@ -181,6 +190,11 @@ test('no drift: tls.mode=secret (caBundle value) vs overlays/plain without its S
   none(helm, 'Secret');
   const plain = kustomizeComposed('overlays/plain').filter((o) => o.kind !== 'Secret');
   assert.deepEqual(driftBetween(helm, plain), []);
+});
+
+test('no drift: engine=policy vs overlays/policy', () => {
+  const helm = helmTemplate({ values: { engine: 'policy' }, kubeVersion: POLICY_KUBE_VERSION });
+  assert.deepEqual(driftBetween(helm, kustomizeComposed('overlays/policy')), []);
 });
 
 test('no drift: Kubernetes 1.29 (matchConditions auto) vs components/before-1.30', () => {
@@ -258,6 +272,7 @@ const SCHEMA_CASES: [string, Record<string, unknown>, RegExp][] = [
   ['logLevel: loud', { logLevel: 'loud' }, /at '\/logLevel': value must be one of 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'/],
   ['replicas: -1', { replicas: -1 }, /at '\/replicas': minimum: got -1, want 1/],
   ['tls.mode: vault', { tls: { mode: 'vault' } }, /at '\/tls\/mode': value must be one of 'helm', 'cert-manager', 'secret'/],
+  ['engine: both', { engine: 'both' }, /at '\/engine': value must be one of 'webhook', 'policy'/],
   // Helm lists these two in either order.
   ['tls.mode: secret without a name', { tls: { mode: 'secret', secret: { caBundle: 'Zm9v' } } }, /at '\/tls\/secret\/name': minLength: got 0, want 1/],
   ['tls.mode: secret without a caBundle', { tls: { mode: 'secret', secret: { name: 'x' } } }, /at '\/tls\/secret\/caBundle': minLength: got 0, want 1/],
@@ -414,4 +429,26 @@ test('ServiceMonitor: only when enabled and the cluster serves monitoring.coreos
   const svc = one(objs, 'Service');
   for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) assert.equal(svc.metadata.labels?.[k], v, `Service label ${k}`);
   assert.deepEqual(sm.spec.endpoints, [{ port: 'metrics', path: '/metrics', scheme: 'http', interval: '30s' }]);
+});
+
+// --- engine=policy ---
+
+test('engine=policy renders the `realip-webhook policy` objects for labelPrefix, with Helm labels, and nothing of the webhook', () => {
+  for (const labelPrefix of ['realip.io', 'example.com']) {
+    const objs = helmTemplate({ values: { engine: 'policy', labelPrefix }, kubeVersion: POLICY_KUBE_VERSION });
+    for (const o of objs) {
+      assert.deepEqual(HELM_STANDARD_LABELS.map((l) => o.metadata.labels?.[l]), [RELEASE, '0.1.0', 'Helm', 'realip-webhook-0.1.0'], `${o.kind}/${o.metadata.name}`);
+    }
+    const withoutLabels = objs.map(({ metadata: { labels: _, ...metadata }, ...rest }) => ({ ...rest, metadata }));
+    // Helm sorts the objects its own way.
+    const byId = (list: Any[]) => [...list].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
+    assert.deepEqual(byId(withoutLabels), byId(generatePolicies(labelPrefix)), `labelPrefix ${labelPrefix}`);
+  }
+});
+
+test('engine=policy is refused before Kubernetes 1.36, saying why and what to use', () => {
+  const r = helmTemplateRun({ values: { engine: 'policy' }, kubeVersion: '1.35.4' });
+  assert.notEqual(r.code, 0);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /engine=policy needs Kubernetes 1\.36 or newer, where MutatingAdmissionPolicy is GA; this cluster is v1\.35\.4: use engine=webhook/);
 });

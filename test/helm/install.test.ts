@@ -238,4 +238,43 @@ describe(`the chart against a real kube-apiserver ${release.version} (helm insta
     const elsewhere = await getJson(cluster, ['service', 'web', '-n', 'elsewhere']);
     assert.equal(elsewhere.spec.externalTrafficPolicy, 'Cluster', 'a namespace that is not opted in is left alone');
   });
+  // A release of its own: the one above is gone by now.
+  const POLICY_RELEASE = 'realip-policy';
+  if (atLeast('1.36')) {
+    test('engine=policy: install creates only the policies and bindings, which mutate in an opted-in namespace; uninstall leaves nothing', { timeout: STEP_TIMEOUT_MS }, async () => {
+      const r = helm(['install', POLICY_RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--create-namespace', '--values', valuesFile({ engine: 'policy' })]);
+      assert.match(r.stdout, /STATUS: deployed/);
+      const manifest = helm(['get', 'manifest', POLICY_RELEASE, '--namespace', NAMESPACE]).stdout;
+      const live = await liveObjects(manifest);
+      assert.deepEqual([...new Set(live.map(kindOf))].sort(), [
+        'admissionregistration.k8s.io/v1 MutatingAdmissionPolicy',
+        'admissionregistration.k8s.io/v1 MutatingAdmissionPolicyBinding',
+        'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy',
+        'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding',
+      ]);
+      await cluster.kubectl(['create', 'namespace', 'policy-opted-in']);
+      await cluster.kubectl(['label', 'namespace', 'policy-opted-in', 'realip.io/inject=enabled']);
+      const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'policy-opted-in' }, spec: { type: 'NodePort', ports: [{ port: 80 }] } };
+      await pollUntil('the installed policies to set externalTrafficPolicy Local', async () => {
+        const { stdout, stderr } = await cluster.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], { stdin: JSON.stringify(svc) });
+        return JSON.parse(stdout).spec.externalTrafficPolicy === 'Local' && /realip-webhook: set spec\.externalTrafficPolicy=Local/.test(stderr) ? true : undefined;
+      });
+
+      helm(['uninstall', POLICY_RELEASE, '--namespace', NAMESPACE, '--wait']);
+      const left = await pollUntil('every policy and binding to be deleted', async () => {
+        const remaining = await liveObjects(manifest);
+        return remaining.length === 0 ? remaining : undefined;
+      });
+      assert.deepEqual(left, []);
+      const { stdout } = await cluster.kubectl(['get', 'mutatingadmissionpolicies,mutatingadmissionpolicybindings,validatingadmissionpolicies,validatingadmissionpolicybindings', '-o', 'name']);
+      assert.equal(stdout.trim(), '', 'no admission policy left in the cluster');
+    });
+  } else {
+    test(`engine=policy: refused on Kubernetes ${release.version}, before anything is installed`, { timeout: STEP_TIMEOUT_MS }, () => {
+      const r = helm(['install', POLICY_RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--create-namespace', '--values', valuesFile({ engine: 'policy' })], { allowFail: true });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /engine=policy needs Kubernetes 1\.36 or newer/);
+      assert.equal(helm(['list', '--all-namespaces', '--short']).stdout.includes(POLICY_RELEASE), false);
+    });
+  }
 });

@@ -9,6 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generatePolicies } from '../../src/policy/policies.js';
 import { copyManifests, REPO_ROOT } from '../support/repo.js';
 import { parse, parseAllDocuments } from 'yaml';
 
@@ -398,3 +399,16 @@ function assertCommonExcept(objs: K8sObject[]): void {
   c.args = (c.args as string[]).filter((a) => a !== '--fail-closed');
   assertCommon(copy);
 }
+
+test("overlays/policy renders the `realip-webhook policy` objects with the base's labels, and nothing of the webhook", (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const objs = render(join(work, 'manifests/overlays/policy'));
+  const labels = { 'app.kubernetes.io/name': 'realip-webhook', 'app.kubernetes.io/part-of': 'realip-webhook' };
+  const expected: K8sObject[] = generatePolicies('realip.io').map((o) => ({ ...o, metadata: { ...o.metadata, labels } }));
+  // kustomize sorts the objects its own way.
+  const byId = (list: K8sObject[]) => [...list].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
+  assert.deepEqual(byId(objs), byId(expected));
+  for (const kind of ['Deployment', 'Service', 'Secret', 'MutatingWebhookConfiguration', 'Namespace']) {
+    assert.ok(!objs.some((o) => o.kind === kind), `no ${kind}`);
+  }
+});
