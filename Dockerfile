@@ -7,7 +7,7 @@
 # Keep it equal to NODE_VERSION in .ci/install-node.sh: CI tests the release the image ships.
 ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
-# ---- build: compile TypeScript, then drop dev dependencies ----
+# ---- build: compile TypeScript and bundle, then gather what the runtime needs ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # Lockfile first so the dependency layer is cached until package*.json change.
@@ -15,18 +15,27 @@ COPY package.json package-lock.json ./
 # npm ci: exact versions from package-lock.json, fails if it is out of date.
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
+COPY build ./build
 COPY src ./src
+# dist/cli.js is an esbuild bundle of the application and its packages (package.json "bundle").
+# build/runtime.ts reads the bundle's metafile and writes /runtime: node_modules with only the
+# packages the bundle leaves external, and an SBOM of every package in the image.
 RUN npm run build \
- && npm prune --omit=dev --no-audit --no-fund
+ && node build/runtime.ts dist/cli.meta.json /runtime
 
 # ---- runtime: only what `node dist/cli.js serve` needs ----
 FROM ${NODE_IMAGE}
 WORKDIR /app
 ENV NODE_ENV=production
 # Files stay owned by root and are only read by uid 1000: the process cannot modify its own code.
+# package.json: "type": "module" makes dist/cli.js an ES module.
 COPY --from=build /app/package.json ./package.json
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+COPY --from=build /runtime/node_modules ./node_modules
+# No source map: node runs without --enable-source-maps here, and the bundle is not minified, so
+# a stack trace still names the functions (and dist/cli.js marks each module's source path).
+COPY --from=build /app/dist/cli.js ./dist/cli.js
+# CycloneDX, from npm sbom: the packages in dist/cli.js and node_modules, with versions and hashes.
+COPY --from=build /runtime/sbom.cdx.json ./sbom.cdx.json
 # uid 1000 is the `node` user of the official image. Numeric, so the kubelet can verify
 # runAsNonRoot; manifests/base/deployment.yaml sets the same runAsUser/runAsGroup.
 USER 1000:1000

@@ -152,7 +152,11 @@ function logLevel(value: string): LogLevel {
   return value as LogLevel;
 }
 
-/** Explicit flags first; then in-cluster; then the usual kubeconfig; else the bundled example file. */
+/**
+ * Explicit flags first; then in-cluster; then the usual kubeconfig; else the example file next to
+ * dist/ in a checkout or npm package (`npm start` with no cluster). The image carries no example:
+ * there, no source at all is a usage error, not labels made up for a cluster it cannot see.
+ */
 export function namespaceSource(
   kubeconfig: string | undefined,
   namespacesFile: string | undefined,
@@ -169,11 +173,13 @@ export function namespaceSource(
   if (fromEnv) return { type: 'kubeconfig', path: fromEnv, reason: '$KUBECONFIG' };
   const home = join(env['HOME'] ?? homedir(), '.kube', 'config');
   if (exists(home)) return { type: 'kubeconfig', path: home, reason: '~/.kube/config' };
-  return {
-    type: 'file',
-    path: BUNDLED_NAMESPACES_FILE,
-    reason: 'no cluster configured (no --kubeconfig, not in a cluster, no $KUBECONFIG or ~/.kube/config)',
-  };
+  const noCluster = 'no cluster configured (no --kubeconfig, not in a cluster, no $KUBECONFIG or ~/.kube/config)';
+  if (!exists(BUNDLED_NAMESPACES_FILE)) {
+    throw new ConfigError(
+      `no namespace source: ${noCluster}, and no --namespaces-file; give --kubeconfig or --namespaces-file (or set ${SERVE_FLAGS.kubeconfig.env} or ${SERVE_FLAGS['namespaces-file'].env})`,
+    );
+  }
+  return { type: 'file', path: BUNDLED_NAMESPACES_FILE, reason: noCluster };
 }
 
 function fileExists(path: string): boolean {
@@ -193,6 +199,9 @@ export function parseServeConfig(argv: readonly string[], env: Env, exists = fil
     if (!value) throw new ConfigError(`--${name} is required (or set ${SERVE_FLAGS[name].env})`);
     return readableFile(name, value);
   };
+  // The serving pair first: with no flags at all, the first thing to say is --tls-cert.
+  const tlsCert = required('tls-cert');
+  const tlsKey = required('tls-key');
   const namespaces = namespaceSource(str('kubeconfig'), str('namespaces-file'), env, exists);
   const watchNodes = v['watch-nodes'] === true;
   if (watchNodes && namespaces.type === 'file') {
@@ -209,8 +218,8 @@ export function parseServeConfig(argv: readonly string[], env: Env, exists = fil
     host: str('host')!,
     metricsPort,
     clientCa: clientCa ? readableFile('client-ca', clientCa) : undefined,
-    tlsCert: required('tls-cert'),
-    tlsKey: required('tls-key'),
+    tlsCert,
+    tlsKey,
     namespaces,
     labelPrefix: labelPrefix(str('label-prefix')!),
     failClosed: v['fail-closed'] === true,

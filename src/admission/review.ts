@@ -2,6 +2,7 @@
 // shapes. Each error names the field that was wrong and what is allowed.
 import type { KubeObject } from '../mutation/objects.js';
 import type { Operation } from '../mutation/mutate.js';
+import type { GroupKind } from '../mutation/workload-kinds.js';
 import { InvalidReviewError, typeName } from './invalid-review.js';
 import { checkObjectShape } from './object-shape.js';
 
@@ -62,19 +63,20 @@ export function parseReview(body: unknown): AdmissionReviewRequest {
     );
   }
 
+  const groupKind = {
+    group: optionalString(gvk, 'group', 'request.kind'),
+    version: optionalString(gvk, 'version', 'request.kind'),
+    kind: gvk['kind'],
+  };
   const parsed: AdmissionRequest = {
     uid,
-    kind: {
-      group: optionalString(gvk, 'group', 'request.kind'),
-      version: optionalString(gvk, 'version', 'request.kind'),
-      kind: gvk['kind'],
-    },
+    kind: groupKind,
     operation: operation as Operation,
     namespace: optionalString(request, 'namespace', 'request'),
     name: optionalString(request, 'name', 'request'),
     subResource: optionalString(request, 'subResource', 'request'),
-    object: objectField(request, 'object'),
-    oldObject: objectField(request, 'oldObject'),
+    object: objectField(request, 'object', groupKind),
+    oldObject: objectField(request, 'oldObject', groupKind),
   };
   if ((parsed.operation === 'CREATE' || parsed.operation === 'UPDATE') && !parsed.object) {
     throw new InvalidReviewError(`request.object is required for ${parsed.operation}`);
@@ -82,14 +84,14 @@ export function parseReview(body: unknown): AdmissionReviewRequest {
   if (parsed.operation === 'UPDATE' && !parsed.oldObject) {
     throw new InvalidReviewError('request.oldObject is required for UPDATE');
   }
-  if (parsed.object) checkObjectShape(parsed.object, parsed.kind, 'request.object');
-  if (parsed.oldObject) checkObjectShape(parsed.oldObject, parsed.kind, 'request.oldObject');
   return { apiVersion: apiVersion as ReviewVersion, request: parsed };
 }
 
-function objectField(request: Record<string, unknown>, key: 'object' | 'oldObject'): KubeObject | undefined {
+/** The object or oldObject, when present, with the type of every field the features read checked. */
+function objectField(request: Record<string, unknown>, key: 'object' | 'oldObject', kind: GroupKind): KubeObject | undefined {
   const value = request[key];
   if (value === undefined || value === null) return undefined;
   if (!isRecord(value)) throw new InvalidReviewError(`request.${key} must be an object, got ${typeName(value)}`);
+  checkObjectShape(value, kind, `request.${key}`);
   return value as KubeObject;
 }

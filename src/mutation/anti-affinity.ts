@@ -20,14 +20,14 @@ export function selectorForTerm(selector: LabelSelector | undefined): LabelSelec
   return term.matchLabels || term.matchExpressions ? term : undefined;
 }
 
-/** The topologyKeys of every podAntiAffinity term already in the template, required and preferred. */
-export function existingTopologyKeys(template: PodTemplate): string[] {
+/** Whether the template already has a podAntiAffinity term for topologyKey, required or preferred. */
+function hasTermFor(template: PodTemplate, topologyKey: string): boolean {
   const anti = template.spec?.affinity?.podAntiAffinity;
-  const terms: (PodAffinityTerm | undefined)[] = [
-    ...(anti?.requiredDuringSchedulingIgnoredDuringExecution ?? []),
-    ...(anti?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((p) => p.podAffinityTerm),
-  ];
-  return terms.flatMap((t) => (t?.topologyKey ? [t.topologyKey] : []));
+  const required = anti?.requiredDuringSchedulingIgnoredDuringExecution?.some((t) => t.topologyKey === topologyKey);
+  const preferred = anti?.preferredDuringSchedulingIgnoredDuringExecution?.some(
+    (p) => p.podAffinityTerm?.topologyKey === topologyKey,
+  );
+  return required === true || preferred === true;
 }
 
 export function antiAffinity(
@@ -43,7 +43,7 @@ export function antiAffinity(
   const labelSelector = selectorForTerm(object.spec?.['selector'] as LabelSelector | undefined);
   if (!labelSelector) return skipped('workload has no spec.selector to spread by');
   const topologyKey = TOPOLOGY_KEYS[topology.value];
-  if (existingTopologyKeys(template).includes(topologyKey)) {
+  if (hasTermFor(template, topologyKey)) {
     return skipped(`pod template already has an anti-affinity term for ${topologyKey}`);
   }
 

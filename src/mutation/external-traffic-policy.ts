@@ -20,6 +20,7 @@ export function externalTrafficPolicy(
   if (notNeeded) return skipped(notNeeded);
   if (!setting.valid) return skipped('invalid external-traffic-policy setting', setting.warning);
   if (setting.value === 'Cluster') return skipped(`${setting.from}=Cluster`);
+  // Stryker disable next-line OptionalChaining: a Service without spec is a ClusterIP, skipped above
   if (service.spec?.['externalTrafficPolicy'] === 'Local') return skipped('externalTrafficPolicy is already Local');
   // The API server allocates healthCheckNodePort for a LoadBalancer once the policy is Local:
   // it is never written here.

@@ -6,7 +6,7 @@ export type FeatureResult =
   | { applied: false; skip: string; warning?: string };
 
 export function skipped(skip: string, warning?: string): FeatureResult {
-  return warning === undefined ? { applied: false, skip } : { applied: false, skip, warning };
+  return { applied: false, skip, warning };
 }
 
 /** Warnings go to kubectl users; keep each on one line well under the API server's 256-character cut. */

@@ -8,12 +8,11 @@ import type { Labels, Resolved } from './settings.js';
 
 export const INTERCEPTION_ANNOTATION = 'sidecar.istio.io/interceptionMode';
 export const POD_SECURITY_ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
-// TPROXY gives the istio-proxy container NET_ADMIN, which these Pod Security levels reject.
-const LEVELS_WITHOUT_NET_ADMIN = ['baseline', 'restricted'];
 
 export function whyPodSecurityForbids(namespaceLabels: Labels): string | undefined {
   const level = namespaceLabels[POD_SECURITY_ENFORCE_LABEL];
-  if (level === undefined || !LEVELS_WITHOUT_NET_ADMIN.includes(level)) return undefined;
+  // TPROXY gives the istio-proxy container NET_ADMIN, which these Pod Security levels reject.
+  if (level !== 'baseline' && level !== 'restricted') return undefined;
   return `namespace enforces pod-security ${level}`;
 }
 

@@ -41,7 +41,7 @@ export interface PodTemplate {
 export function valueAt(root: unknown, path: readonly string[]): unknown {
   let node = root;
   for (const segment of path) {
-    if (node === null || typeof node !== 'object') return undefined;
+    if (node === undefined || node === null) return undefined;
     node = (node as Record<string, unknown>)[segment];
   }
   return node;

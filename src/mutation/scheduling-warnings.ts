@@ -13,6 +13,12 @@ export interface NodeCounts {
   zones: number;
 }
 
+/** What a topology key of ours spreads over, and how many of those the cluster has. */
+const DOMAINS = new Map<string, { one: string; unit: string; count: (nodes: NodeCounts) => number }>([
+  [TOPOLOGY_KEYS.hostname, { one: 'node', unit: 'schedulable nodes', count: (nodes) => nodes.schedulable }],
+  [TOPOLOGY_KEYS.zone, { one: 'zone', unit: 'zones', count: (nodes) => nodes.zones }],
+]);
+
 // The API server's defaults for a Deployment's RollingUpdate strategy.
 const DEFAULT_MAX_SURGE = '25%';
 const DEFAULT_MAX_UNAVAILABLE = '25%';
@@ -31,20 +37,22 @@ export function selectorMatches(selector: LabelSelector | undefined, labels: Lab
   if (pairs.length === 0 && requirements.length === 0) return false;
   return (
     pairs.every(([k, v]) => labels[k] === v) &&
+    // Stryker disable next-line ArrayDeclaration: no label of a pod has the mutant's value
     requirements.every(({ key, operator, values = [] }) => {
       const value = labels[key];
+      const listed = values.some((v) => v === value);
       switch (operator) {
         case 'In':
-          return value !== undefined && values.includes(value);
+          return listed;
         case 'NotIn':
-          return value === undefined || !values.includes(value);
+          return !listed;
         case 'Exists':
           return value !== undefined;
         case 'DoesNotExist':
           return value === undefined;
-        default:
-          return false;
       }
+      // Gt and Lt belong to node selectors: in a label selector they, and any other, select nothing.
+      return false;
     })
   );
 }
@@ -55,15 +63,17 @@ export function selectorMatches(selector: LabelSelector | undefined, labels: Lab
  */
 function ownRequiredKeys(template: PodTemplate, added: string | undefined): Set<string> {
   const labels = template.metadata?.labels ?? {};
+  // Stryker disable next-line ArrayDeclaration: a string in place of a term has no topologyKey and is filtered out
   const terms = template.spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
   const keys = new Set(terms.filter((t) => t.topologyKey && selectorMatches(t.labelSelector, labels)).map((t) => t.topologyKey!));
+  // Stryker disable next-line ConditionalExpression: an undefined key has no domain and is passed over
   if (added) keys.add(added);
   return keys;
 }
 
 /** A maxSurge or maxUnavailable value resolved against replicas; undefined when it cannot be read. */
 export function resolveIntOrPercent(value: unknown, replicas: number, roundUp: boolean): number | undefined {
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : undefined;
   const percent = typeof value === 'string' ? /^(\d+)%$/.exec(value)?.[1] : undefined;
   if (percent === undefined) return undefined;
   const exact = (replicas * Number(percent)) / 100;
@@ -83,7 +93,9 @@ function rollingUpdateStalls(object: KubeObject, replicas: number): string | und
   const rawSurge = strategy?.rollingUpdate?.maxSurge ?? DEFAULT_MAX_SURGE;
   const surge = resolveIntOrPercent(rawSurge, replicas, true);
   const unavailable = resolveIntOrPercent(strategy?.rollingUpdate?.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE, replicas, false);
-  return surge !== undefined && surge > 0 && unavailable === 0 ? String(rawSurge) : undefined;
+  // An unreadable maxSurge counts as none: no warning is guessed. With both at 0 the controller
+  // takes one pod down first, so that rollout moves too.
+  return (surge ?? 0) > 0 && unavailable === 0 ? String(rawSurge) : undefined;
 }
 
 /** Pending pods and stalled rollouts under required anti-affinity, judged against the node counts. */
@@ -94,19 +106,18 @@ export function requiredSpreadWarnings(
   nodes: NodeCounts | undefined,
 ): string[] {
   if (!nodes) return [];
+  // Stryker disable next-line OptionalChaining: a workload with a pod template has a spec
   const replicas = typeof object.spec?.['replicas'] === 'number' ? (object.spec['replicas'] as number) : 1;
   if (replicas < 1) return [];
   const warnings: string[] = [];
   for (const key of ownRequiredKeys(template, addedRequiredKey)) {
-    const [capacity, unit] =
-      key === TOPOLOGY_KEYS.hostname
-        ? [nodes.schedulable, 'schedulable nodes']
-        : key === TOPOLOGY_KEYS.zone
-          ? [nodes.zones, 'zones']
-          : [undefined, ''];
+    const domain = DOMAINS.get(key);
+    // Another key (a rack, a region) has no count here, and none is guessed.
+    if (!domain) continue;
+    const capacity = domain.count(nodes);
     // No zone labels at all: the scheduler does not spread by zone, so nothing to warn about.
-    if (capacity === undefined || (key === TOPOLOGY_KEYS.zone && capacity === 0)) continue;
-    const one = key === TOPOLOGY_KEYS.hostname ? 'node' : 'zone';
+    if (key === TOPOLOGY_KEYS.zone && capacity === 0) continue;
+    const { one, unit } = domain;
     if (replicas > capacity) {
       warnings.push(
         `${WARNING_PREFIX}required anti-affinity on ${key} fits 1 pod per ${one}, but replicas=${replicas} > ${capacity} ${unit}: ${replicas - capacity} pod(s) will stay Pending`,
@@ -135,6 +146,7 @@ export function localWithoutSpreadWarning(
 ): string | undefined {
   const key = `${labelPrefix}/anti-affinity`;
   if (namespaceLabels[key] !== 'none' || whyTypeNeedsNoPolicy(service)) return undefined;
+  // Stryker disable next-line OptionalChaining: a Service without spec is a ClusterIP, returned above
   if (!policyApplied && service.spec?.['externalTrafficPolicy'] !== 'Local') return undefined;
   return `${WARNING_PREFIX}externalTrafficPolicy=Local but namespace label ${key}=none: replicas may share nodes, and nodes with no local pod drop this Service's traffic`;
 }

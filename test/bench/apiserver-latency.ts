@@ -4,6 +4,7 @@
 // interleaved batches so drift over the run hits all three alike; the real `serve` process runs
 // at its default log level (info, one line per admission).
 import { readFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import type { Cluster } from '../e2e/cluster.js';
 import { deployment } from '../fixtures/objects.js';
 import { apiClient } from './api-server.js';
@@ -27,6 +28,8 @@ export interface LatencyBatch {
   /** Median create latency (ms) in each namespace in this batch. */
   median: Record<Case, number>;
   p99: Record<Case, number>;
+  /** TLS connections the API server opened to the floor webhook, per call to it. */
+  floorConnectionsPerCall: number;
 }
 
 function webhookConfiguration(name: Case, port: number, caBundle: string) {
@@ -56,6 +59,18 @@ export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batc
   // The same node flags as serve: they are the runtime's settings, not webhook logic.
   const floor = await startServer('floor', files, undefined, nodeFlags);
   const namespaceOf = (c: Case) => `bench-${c}`;
+  const floorCa = readFileSync(files.ca);
+  let reads = 0;
+  const floorConnections = () =>
+    new Promise<number>((resolve, reject) => {
+      // Each read opens a connection of its own, counted too: taken out here.
+      reads++;
+      httpsGet({ host: '127.0.0.1', port: floor.port, path: '/connections', ca: floorCa, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk));
+        res.on('end', () => resolve((JSON.parse(text) as { connections: number }).connections - reads));
+      }).on('error', reject);
+    });
   let storageRetries = 0;
   try {
     await serve.ready();
@@ -128,12 +143,15 @@ export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batc
         const order = CASES.map((_, i) => CASES[(i + batch) % CASES.length]!);
         const median = {} as Record<Case, number>;
         const p99 = {} as Record<Case, number>;
+        let floorConnectionsPerCall = 0;
         for (const c of order) {
+          const opened = c === 'floor' ? await floorConnections() : 0;
           const latencies = await run(c, clients);
+          if (c === 'floor') floorConnectionsPerCall = ((await floorConnections()) - opened) / CREATES_PER_BATCH;
           median[c] = percentile(latencies, 0.5);
           p99[c] = percentile(latencies, 0.99);
         }
-        if (batch > 0) batchesOfClients.push({ median, p99 });
+        if (batch > 0) batchesOfClients.push({ median, p99, floorConnectionsPerCall });
       }
       results.set(clients, batchesOfClients);
     }

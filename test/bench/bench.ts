@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { Cluster } from '../e2e/cluster.js';
+import { isExecutable, startCluster, type Cluster } from '../e2e/cluster.js';
+import { kubernetesRelease, release, SUPPORTED_MINORS } from '../kubernetes/release.js';
 import { startBenchApiServer, type BenchApiServer } from './api-server.js';
 import { apiServerLatency, CLIENT_COUNTS, type LatencyBatch } from './apiserver-latency.js';
 import type { CpuTime } from './child.js';
@@ -216,9 +217,9 @@ async function serveRows(api: BenchApiServer, files: ReturnType<typeof benchFile
   return rows;
 }
 
-async function latencyRows(cluster: Cluster, files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
+async function latencyRows(cluster: Cluster, version: string, files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
   const { results: byClients, storageRetries } = await apiServerLatency(cluster, files, LATENCY_BATCHES, imageNodeFlags().flags, progress);
-  if (storageRetries > 0) notes.push(`(e) ${storageRetries} create(s) retried after an API server storage timeout; only the attempt that succeeded is timed`);
+  if (storageRetries > 0) notes.push(`(e) ${version}: ${storageRetries} create(s) retried after an API server storage timeout; only the attempt that succeeded is timed`);
   const added = (b: LatencyBatch, c: 'project' | 'floor') => b.median[c] - b.median.none;
   const ms = (x: number) => `${x.toFixed(2)} ms`;
   const rows: Row[] = [];
@@ -228,7 +229,7 @@ async function latencyRows(cluster: Cluster, files: ReturnType<typeof benchFiles
     const goal = clients === Math.max(...CLIENT_COUNTS);
     rows.push(
       {
-        figure: `(e) latency added to API server creates, ${clients} client(s)`,
+        figure: `(e) ${version} latency added to API server creates, ${clients} client(s)`,
         value: ms(median(batches.map((b) => added(b, 'project')))),
         baseline: `${ms(median(batches.map((b) => added(b, 'floor'))))} floor webhook`,
         ratio: ratio(r),
@@ -236,9 +237,17 @@ async function latencyRows(cluster: Cluster, files: ReturnType<typeof benchFiles
         result: goal ? verdict(r <= 1.1) : 'info',
       },
       {
-        figure: `(e) create latency p50 / p99, no webhook, ${clients} client(s)`,
+        figure: `(e) ${version} create latency p50 / p99, no webhook, ${clients} client(s)`,
         value: `${ms(median(batches.map((b) => b.median.none)))} / ${ms(median(batches.map((b) => b.p99.none)))}`,
         baseline: `${ms(median(batches.map((b) => b.p99.project)))} p99 with the webhook`,
+        ratio: '—',
+        target: '—',
+        result: 'info',
+      },
+      {
+        figure: `(e) ${version} new TLS connections per webhook call, ${clients} client(s)`,
+        value: `${(100 * median(batches.map((b) => b.floorConnectionsPerCall))).toFixed(0)} %`,
+        baseline: 'counted at the floor webhook',
         ratio: '—',
         target: '—',
         result: 'info',
@@ -265,18 +274,40 @@ async function apiServerRows(files: ReturnType<typeof benchFiles>, notes: string
     rows.push(...(await serveRows(api, files, nodes, image.flags, true)));
     // (e) last: with the ~4,000 Deployments it creates already stored, (d) with 10,000
     // namespaces was 50-170 ms slower (two runs each way). (e) then runs among those namespaces.
-    if (api.cluster) {
-      try {
-        rows.push(...(await latencyRows(api.cluster, files, notes)));
-      } catch (err) {
-        // The other rows still stand; say why this one is missing.
-        notes.push(`(e) failed and is left out: ${(err as Error).message}`);
-      }
-    }
+    if (api.cluster) rows.push(...(await latencyOn(api.cluster, release.version, files, notes)));
     return rows;
   } finally {
     await api.stop();
   }
+}
+
+/** (e) on the release under test, then on every other tested release that is installed. */
+async function latencyOn(cluster: Cluster, version: string, files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
+  try {
+    return await latencyRows(cluster, version, files, notes);
+  } catch (err) {
+    // The other rows still stand; say why this one is missing.
+    notes.push(`(e) ${version} failed and is left out: ${(err as Error).message}`);
+    return [];
+  }
+}
+
+async function otherReleasesLatency(files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const minor of SUPPORTED_MINORS.filter((m) => m !== release.minor)) {
+    const other = kubernetesRelease(minor);
+    if (!(await isExecutable(`${other.binDir}/kube-apiserver`))) {
+      notes.push(`(e) ${other.version} left out: not installed (${other.installHint})`);
+      continue;
+    }
+    const cluster = await startCluster({ release: other });
+    try {
+      rows.push(...(await latencyOn(cluster, other.version, files, notes)));
+    } finally {
+      await cluster.stop();
+    }
+  }
+  return rows;
 }
 
 function print(rows: Row[], notes: string[]): void {
@@ -311,6 +342,7 @@ try {
     ...(runs('a') ? [await inProcess(body, files.namespaces)] : []),
     ...(runs('b') ? await httpsLoad(body, files, notes) : []),
     ...(runs('api') ? await apiServerRows(files, notes) : []),
+    ...(runs('api') ? await otherReleasesLatency(files, notes) : []),
   ];
   notes.push(`load average (1 min) ${loadBefore.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end, on ${availableParallelism()} CPUs`);
   print(rows, notes);

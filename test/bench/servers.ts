@@ -7,7 +7,8 @@
 //          that reader would take the load generator's CPU;
 // bare:    Fastify over HTTPS that parses the body and answers a fixed review of the same size;
 // floor:   the same, but answering each API server review with the webhook's patch, warnings and
-//          audit annotation for the first review it saw (no checks, no namespace lookup).
+//          audit annotation for the first review it saw (no checks, no namespace lookup); GET
+//          /connections counts the TLS connections the API server opened to it.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
@@ -53,7 +54,10 @@ function floor() {
   if (!NAMESPACES_YAML.includes('realip.io/inject: enabled')) throw new Error('the floor answers as for an opted-in namespace');
   const optedIn = { found: true as const, labels: { 'realip.io/inject': 'enabled' } };
   let answer: AdmissionReviewResponse['response'] | undefined;
+  let connections = 0;
   const app = Fastify({ https: tls });
+  app.server.on('secureConnection', () => connections++);
+  app.get('/connections', async () => ({ connections }));
   app.post('/mutate', async (req) => {
     const body = req.body as { apiVersion: AdmissionReviewResponse['apiVersion']; request: { uid: string } };
     answer ??= product.admit(product.parseReview(body), optedIn, ADMIT).review.response;

@@ -1,4 +1,4 @@
-// npm run demo:datapath: prints the README's "what the pod sees" table, measured on the wire
+// npm run demo:datapath: prints the "what the pod sees" table of docs/testing.md, measured on the wire
 // through a real kube-proxy (see lab.ts). Needs root, like the datapath test.
 import { missingDatapathPrerequisites, startLab, CLIENT_IP, NODE_IPS } from './lab.js';
 import { whyNoNetns } from './netns.js';

@@ -1,7 +1,8 @@
-// The measurement behind the README's "what the pod sees" table, shared by the datapath test (which
-// asserts it) and `npm run demo:datapath` (which prints it): Services written without
-// externalTrafficPolicy, in a namespace that is opted in, one that is not, and one that opts in
-// only after its Service exists and is then fixed with `realip-webhook audit --fix services`.
+// The measurement behind the "what the pod sees" table (docs/testing.md; short in the README),
+// shared by the datapath test (which asserts it) and `npm run demo:datapath` (which prints it):
+// Services written without externalTrafficPolicy, in a namespace that is opted in, one that is
+// not, and one that opts in only after its Service exists and is then fixed with
+// `realip-webhook audit --fix services`.
 import { getJson, type Obj } from '../e2e/webhook-harness.js';
 import { ENABLED, namespace } from './cluster-with-webhook.js';
 import { NODE_NAMES, endpointSlice, service, type HttpAnswer, type Lab, type NodeName } from './lab.js';
@@ -101,7 +102,7 @@ export async function whatThePodSees(lab: Lab): Promise<Measurement> {
   return { rows, createWarnings, audit: { code: fixed.code, report, stderr: fixed.stderr } };
 }
 
-/** The rows as a Markdown table, as the README shows it. */
+/** The rows as a Markdown table, as docs/testing.md shows it. */
 export function markdownTable(rows: Row[]): string {
   const header = ['Service (no externalTrafficPolicy written)', 'namespace', 'policy stored', 'client → node', 'the pod sees', 'health check on that node'];
   const nodeLabel: Record<NodeName, string> = { node1: 'node1 (runs the pod)', node2: 'node2 (no pod)' };

@@ -101,6 +101,9 @@ export async function startCluster(opts: { release?: KubernetesRelease; apiserve
     '--secure-port', String(securePort),
     '--bind-address', '127.0.0.1',
     '--advertise-address', '127.0.0.1',
+    // No endpoints for the kubernetes Service: newer releases refuse a loopback address there,
+    // and nothing here dials the API server through that Service.
+    '--endpoint-reconciler-type', 'none',
     // Removed in 1.24; before that the unauthenticated port is on by default.
     ...(atLeast('1.24', release) ? [] : ['--insecure-port', '0']),
     '--service-cluster-ip-range', '10.0.0.0/24',

@@ -158,7 +158,7 @@ describe(`which requests reach the webhook on ${release.version} (${CONDITIONS ?
       webhooks: [{
         name: 'later.e2e.realip.io',
         clientConfig: { url: laterWebhook.url, caBundle: certs.caBundle },
-        namespaceSelector: { matchLabels: { [LATER_LABEL]: 'on' } },
+        namespaceSelector: { matchLabels: { [LATER_LABEL]: 'enabled' } },
         rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments'], operations: ['CREATE', 'UPDATE'] }],
         sideEffects: 'None',
         admissionReviewVersions: ['v1'],
@@ -172,7 +172,7 @@ describe(`which requests reach the webhook on ${release.version} (${CONDITIONS ?
       stdin: manifestStream(
         namespace('shop', ENABLED),
         namespace('strict', { ...ENABLED, 'realip.io/anti-affinity': 'required' }),
-        namespace('late', { [LATER_LABEL]: 'on' }),
+        namespace('late', { [LATER_LABEL]: 'enabled' }),
       ),
     });
     await pollUntil('the webhook to count 2 nodes and mutate in shop', async () => {
@@ -230,7 +230,7 @@ describe(`which requests reach the webhook on ${release.version} (${CONDITIONS ?
 
   test('a replicas change outside the scale subresource still reaches the webhook, and its Pending warning reaches kubectl', async () => {
     const created = await cluster.kubectl(['create', '-f', '-'], { stdin: manifestStream(deployment('db', 'strict', 2)) });
-    assert.match(created.stderr, /replicas=2 on 2 nodes and maxSurge=1: a rollout will deadlock/);
+    assert.match(created.stderr, /replicas=2 on 2 schedulable nodes and maxSurge=25%: a rollout will deadlock/);
     const scaled = await callsOf(() => kubectl('scale', 'deployment', 'db', '-n', 'strict', '--replicas=3'));
     assert.deepEqual(scaled.calls, {}, 'kubectl scale: the webhook is not asked, so no warning, with or without matchConditions');
     const { calls, result } = await callsOf(() => kubectl('patch', 'deployment', 'db', '-n', 'strict', '--type=merge', '-p', '{"spec":{"replicas":4}}'));

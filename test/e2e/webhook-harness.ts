@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
 import { freePort } from '../support/net.js';
-import { applyPatch, type Operation } from 'fast-json-patch';
+import jsonpatch, { type Operation } from 'fast-json-patch';
 import { atLeast, release, type KubernetesRelease } from '../kubernetes/release.js';
 import { APISERVER, INSTALL_HINT, isExecutable, type Cluster } from './cluster.js';
 
@@ -27,13 +27,17 @@ const STOP_GRACE_MS = 5_000;
 // Any object read back from the API server; tests reach into it freely.
 export type Obj = Record<string, any>;
 
-/** What the suite cannot run without, each with the command that provides it. */
-export async function missingPrerequisites(): Promise<string[]> {
+/**
+ * What the suite cannot run without, each with the command that provides it. `builtCli: false`
+ * for a suite that runs the webhook from elsewhere (the image) instead of dist/cli.js.
+ */
+export async function missingPrerequisites({ builtCli = true } = {}): Promise<string[]> {
   const missing: string[] = [];
   for (const bin of [APISERVER, release.etcd, release.kubectl]) {
     if (!(await isExecutable(bin))) missing.push(`${bin} not found (Kubernetes ${release.version}): ${INSTALL_HINT}`);
   }
   if (!(await isExecutable(GENERATE))) missing.push(`${GENERATE} is missing or not executable`);
+  if (!builtCli) return missing;
   try {
     await access(CLI);
   } catch {
@@ -55,7 +59,8 @@ export function generateCertsForRegistration(dir: string): ServingCerts {
 }
 
 export interface WebhookOptions {
-  kubeconfig: string;
+  /** The cluster to watch; without one, extraArgs name the namespace source (--namespaces-file). */
+  kubeconfig?: string;
   certs: ServingCerts;
   /** Where the log file goes. */
   dir: string;
@@ -64,11 +69,18 @@ export interface WebhookOptions {
   /** Reuse a port (a restart behind the same registered URL); a free one otherwise. */
   port?: number;
   extraArgs?: string[];
+  /**
+   * The program and arguments up to and including `serve`: the built image's ENTRYPOINT in its
+   * root, say. Default: this node running dist/cli.js (or REALIP_E2E_CLI).
+   */
+  command?: string[];
 }
 
 export interface Webhook {
   name: string;
   port: number;
+  metricsPort: number;
+  pid: number;
   /** The URL to register: https://127.0.0.1:<port>/mutate */
   url: string;
   /** Plain-HTTP Prometheus metrics: http://127.0.0.1:<port>/metrics */
@@ -88,25 +100,26 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-/** Starts `node dist/cli.js serve` against the cluster and waits for GET /readyz 200. */
+/** Starts `node dist/cli.js serve` (or `command`) against the cluster and waits for GET /readyz 200. */
 export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
   const port = opts.port ?? (await freePort());
   const metricsPort = await freePort();
   const logFile = join(opts.dir, `${opts.name}.log`);
+  const [program, ...commandArgs] = opts.command ?? [process.execPath, CLI, 'serve'];
   const args = [
-    CLI, 'serve',
+    ...commandArgs,
     '--host', '127.0.0.1',
     '--port', String(port),
     '--metrics-port', String(metricsPort),
     '--tls-cert', opts.certs.certFile,
     '--tls-key', opts.certs.keyFile,
-    '--kubeconfig', opts.kubeconfig,
+    ...(opts.kubeconfig ? ['--kubeconfig', opts.kubeconfig] : []),
     ...(opts.extraArgs ?? []),
   ];
   const fd = openSync(logFile, 'a');
   // Only what the flags say: no REALIP_* variables from the developer's shell.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REALIP_')));
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+  const child = spawn(program!, args, { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   child.unref();
   live.add(child);
@@ -154,6 +167,8 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
   return {
     name: opts.name,
     port,
+    metricsPort,
+    pid: child.pid!,
     url: `https://127.0.0.1:${port}/mutate`,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     logFile,
@@ -188,7 +203,7 @@ export async function shippedWebhookConfiguration(r: KubernetesRelease = release
   if (atLeast('1.30', r)) return config;
   const component = parse(await readFile(BEFORE_1_30, 'utf8')) as Obj;
   const [patch] = component.patches as Obj[];
-  return applyPatch(config, parse(patch!.patch) as Operation[], true, false).newDocument;
+  return jsonpatch.applyPatch(config, parse(patch!.patch) as Operation[], true, false).newDocument;
 }
 
 /**

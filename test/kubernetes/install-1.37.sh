@@ -5,7 +5,8 @@
 # Go's module and build caches live beside the binaries, so a second run on the same machine
 # builds nothing, and a run after a change to go.mod rebuilds only what changed.
 set -euo pipefail
-cd "$(dirname "$0")"
+SELF=$(realpath "$0")
+cd "$(dirname "$SELF")"
 
 VERSION=1.37.2
 CACHE=${REALIP_CACHE:-/var/cache/realip-webhook}
@@ -25,7 +26,7 @@ if ! command -v nft >/dev/null; then
 fi
 
 # The key of the cache: what is built and from which pinned modules.
-stamp=$(cat go.mod go.sum "$0" | sha256sum | cut -c1-16)
+stamp=$(cat go.mod go.sum "$SELF" | sha256sum | cut -c1-16)
 if [[ -f $BIN_DIR/.stamp && $(cat "$BIN_DIR/.stamp") == "$stamp" ]]; then
   log "cached in $BIN_DIR"
   echo "$BIN_DIR"
@@ -50,7 +51,8 @@ go build -trimpath -ldflags "$ldflags" -o "$out/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubectl go.etcd.io/etcd/server/v3
-mv "$out/v3" "$out/etcd"
+# go names a command after its path without the major version suffix: .../server/v3 is "server".
+mv "$out/server" "$out/etcd"
 log "built in $((SECONDS - start)) s"
 for c in "${COMMANDS[@]}"; do
   [[ -x $out/$c ]] || die "no $c in $out"

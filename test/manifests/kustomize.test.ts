@@ -380,6 +380,15 @@ test('components/before-1.30: the same configuration without matchConditions, no
   assert.deepEqual(old.filter((o) => o.kind !== 'MutatingWebhookConfiguration'), current.filter((o) => o.kind !== 'MutatingWebhookConfiguration'));
 });
 
+test('components/before-1.21: the PodDisruptionBudget as policy/v1beta1 for Kubernetes 1.20, nothing else changes', (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const current = renderComposed('before-1.30-only', ['overlays/cert-manager'], ['components/before-1.30']);
+  const old = renderComposed('before-1.21', ['overlays/cert-manager'], ['components/before-1.30', 'components/before-1.21']);
+  assert.equal(one(old, 'PodDisruptionBudget').apiVersion, 'policy/v1beta1');
+  assert.deepEqual({ ...one(old, 'PodDisruptionBudget'), apiVersion: 'policy/v1' }, one(current, 'PodDisruptionBudget'));
+  assert.deepEqual(old.filter((o) => o.kind !== 'PodDisruptionBudget'), current.filter((o) => o.kind !== 'PodDisruptionBudget'));
+});
+
 /** assertCommon for a render that is expected to differ only in failurePolicy and --fail-closed. */
 function assertCommonExcept(objs: K8sObject[]): void {
   const copy: K8sObject[] = structuredClone(objs);

@@ -33,6 +33,7 @@ describe('admit', () => {
     assert.deepEqual(response.auditAnnotations, { mutations: 'anti-affinity=preferred/hostname,istio-interception=TPROXY' });
     assert.equal(summary.outcome, 'patched');
     assert.equal(summary.name, 'source-ip-app');
+    assert.equal(summary.skipped, undefined, 'in scope: not counted as skipped');
   });
 
   test('nothing to change: no patchType, no patch, no audit annotations', () => {
@@ -51,15 +52,43 @@ describe('admit', () => {
   });
 
   test('a request without a namespace is admitted unchanged', () => {
-    const { review } = admit(parseReview(fx.review(fx.pod(), { namespace: '' })), OPTED_IN, OPEN);
+    const { review, summary } = admit(parseReview(fx.review(fx.pod(), { namespace: '' })), OPTED_IN, OPEN);
     assert.equal(review.response.patch, undefined);
+    assert.match(summary.skips.join(), /no namespace/);
   });
 
-  test('a subresource request is admitted unchanged', () => {
+  test('a subresource request is admitted unchanged and silently, counted as skipped', () => {
     const body = fx.review(fx.deployment(), { operation: 'UPDATE', oldObject: fx.deployment() });
     body['request'].subResource = 'scale';
-    const { summary } = admit(parseReview(body), OPTED_IN, OPEN);
+    const { review, summary } = admit(parseReview(body), OPTED_IN, OPEN);
+    assert.deepEqual(Object.keys(review.response).sort(), ['allowed', 'uid']);
     assert.deepEqual(summary.skips, ['subresource scale is not handled']);
+    assert.deepEqual(summary.changes, []);
+    assert.equal(summary.skipped, true);
+  });
+
+  test('a DELETE is admitted without its namespace labels: no warning even when they are unknown', () => {
+    const body = fx.review(fx.deployment(), { operation: 'DELETE', oldObject: fx.deployment() });
+    body['request'].object = null;
+    body['request'].name = '';
+    const lookup: NamespaceLookup = { found: false, reason: 'the API server is unreachable' };
+    const { review, summary } = admit(parseReview(body), lookup, OPEN);
+    assert.deepEqual(Object.keys(review.response).sort(), ['allowed', 'uid']);
+    assert.equal(summary.outcome, 'unchanged');
+    assert.equal(summary.skipped, true);
+    assert.match(summary.skips.join(), /DELETE carries no object/);
+    assert.equal(summary.name, 'source-ip-app', 'the name is read from the oldObject');
+  });
+
+  test('the logged name is empty, not made up, when neither the request nor the object has one', () => {
+    const connect = fx.review(fx.pod(), { operation: 'CONNECT' });
+    connect['request'].name = '';
+    connect['request'].object = null;
+    assert.equal(admit(parseReview(connect), OPTED_IN, OPEN).summary.name, '');
+    const unnamed = fx.review({ apiVersion: 'v1', kind: 'ConfigMap', data: {} });
+    const { review, summary } = admit(parseReview(unnamed), OPTED_IN, OPEN);
+    assert.equal(summary.name, '');
+    assert.equal(review.response.allowed, true);
   });
 
   test('unknown namespace labels: fail open admits unchanged with a warning naming the namespace', () => {
@@ -70,6 +99,7 @@ describe('admit', () => {
     assert.equal(review.response.warnings?.length, 1);
     assert.match(review.response.warnings![0]!, /admitted unchanged: labels of namespace demo unknown: GET namespace demo timed out/);
     assert.equal(summary.outcome, 'error');
+    assert.deepEqual([summary.changes, summary.skips], [[], []], 'the log line claims no change and no skip, only the error');
   });
 
   test('unknown namespace labels: fail closed throws FailClosedError', () => {

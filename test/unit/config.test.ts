@@ -30,14 +30,14 @@ after(() => {
 });
 
 const HOME = '/home/tester';
-/** No cluster anywhere: nothing exists. */
-const nothingExists = (_path: string): boolean => false;
+/** A checkout with no cluster anywhere: only the example namespaces file exists. */
+const checkoutWithoutCluster = (path: string): boolean => path === BUNDLED_NAMESPACES_FILE;
 /** The certificate flags every valid configuration needs, plus `argv`. */
 const tlsFlags = (...argv: string[]) => ['--tls-cert', cert, '--tls-key', key, ...argv];
 const parse = (
   argv: string[],
   env: Record<string, string | undefined> = { HOME },
-  exists: (path: string) => boolean = nothingExists,
+  exists: (path: string) => boolean = checkoutWithoutCluster,
 ): ServeConfig =>
   parseServeConfig(argv, env, exists);
 
@@ -224,5 +224,19 @@ describe('namespace source', () => {
     assert.match(config.namespaces.reason, /no cluster configured/);
     assert.ok(existsSync(BUNDLED_NAMESPACES_FILE), `${BUNDLED_NAMESPACES_FILE} exists on disk`);
     assert.match(BUNDLED_NAMESPACES_FILE, /manifests[/\\]examples[/\\]namespaces\.yaml$/);
+  });
+
+  it('no cluster and no example file (the image): one line naming --kubeconfig and --namespaces-file', () => {
+    assertConfigError(
+      () => parse(tlsFlags(), { HOME }, () => false),
+      /^no namespace source: no cluster configured \(.*\), and no --namespaces-file; give --kubeconfig or --namespaces-file/,
+      /REALIP_KUBECONFIG/,
+      /REALIP_NAMESPACES_FILE/,
+      /^[^\n]*$/,
+    );
+  });
+
+  it('with no flags at all, --tls-cert is said first, cluster or not', () => {
+    assertConfigError(() => parse([], { HOME }, () => false), /^--tls-cert is required/);
   });
 });

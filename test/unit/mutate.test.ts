@@ -44,6 +44,9 @@ function checkCases(cases: Case[]) {
       const result = run(c);
       assert.deepEqual(c.object, input, 'mutate() must not modify its input');
       const mutated = applyStrict(c.object, result.ops);
+      // Every skip says why in the log, and every warning names the webhook to the kubectl user.
+      for (const skip of result.skips) assert.ok(typeof skip === 'string' && skip !== '', `a skip reason: ${JSON.stringify(result.skips)}`);
+      for (const warning of result.warnings) assert.match(warning, /^realip-webhook: \S/);
       c.expect(mutated, result);
       const again = run(c, mutated);
       assert.deepEqual(again.ops, [], 'a second pass over the mutated object gives an empty patch');
@@ -117,7 +120,10 @@ describe('Services: externalTrafficPolicy', () => {
         delete s['spec'].type;
         return s;
       })(),
-      expect: (_m, r) => noChange(r),
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /type ClusterIP/);
+      },
     },
     {
       name: 'namespace label Cluster leaves the Service alone',
@@ -129,9 +135,12 @@ describe('Services: externalTrafficPolicy', () => {
       },
     },
     {
-      name: 'annotation Cluster on the Service overrides the namespace (the opt-out for a Service)',
+      name: 'annotation Cluster on the Service overrides the namespace (the opt-out for a Service), and the log says so',
       object: fx.service('LoadBalancer', { metadata: { annotations: { 'realip.io/external-traffic-policy': 'Cluster' } } }),
-      expect: (_m, r) => noChange(r),
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /annotation on the Service realip\.io\/external-traffic-policy=Cluster/);
+      },
     },
     {
       name: 'annotation Local on the Service overrides a namespace that says Cluster',
@@ -148,6 +157,30 @@ describe('Services: externalTrafficPolicy', () => {
         assert.equal(m['spec'].externalTrafficPolicy, 'Cluster');
         warningMatches(r, /namespace label realip\.io\/external-traffic-policy="local" is invalid \(allowed: Local, Cluster\)/);
       },
+    },
+    // The `mutate` command reads whole GitOps trees, where kinds of other groups are called Service too.
+    ...[
+      { apiVersion: 'serving.knative.dev/v1', kind: 'Service', metadata: { name: 'hello' }, spec: { template: fx.podTemplate() } },
+      { apiVersion: 'networking.example.com/v1', kind: 'Service', metadata: { name: 'edge' }, spec: { type: 'LoadBalancer' } },
+    ].map((object) => ({
+      name: `a Service of another API group (${object.apiVersion}) is left alone`,
+      object,
+      kind: { group: object.apiVersion.split('/')[0]!, kind: 'Service' },
+      expect: (m: Json, r: MutationResult) => {
+        noChange(r);
+        assert.equal(m['spec'].externalTrafficPolicy, undefined);
+        assert.equal(r.skipped, true, 'out of scope as a whole');
+        skipMatches(r, new RegExp(`kind ${object.apiVersion.split('/')[0]}/Service is not handled`));
+      },
+    })),
+    {
+      name: 'a Service without metadata (a bare manifest) is handled',
+      object: (() => {
+        const s = fx.service('NodePort');
+        delete s['metadata'];
+        return s;
+      })(),
+      expect: (m) => assert.equal(m['spec'].externalTrafficPolicy, 'Local'),
     },
     {
       name: 'an UPDATE that turns a ClusterIP Service into NodePort sets Local',
@@ -171,10 +204,13 @@ describe('opt-in and opt-out', () => {
       },
     },
     {
-      name: 'a namespace with inject=disabled is not touched',
+      name: 'a namespace with inject=disabled is not touched and not warned about',
       object: fx.service('NodePort'),
       labels: { 'realip.io/inject': 'disabled' },
-      expect: (_m, r) => noChange(r),
+      expect: (_m, r) => {
+        noChange(r);
+        assert.deepEqual(r.warnings, []);
+      },
     },
     {
       name: 'an invalid inject label is warned about and nothing is changed',
@@ -182,7 +218,7 @@ describe('opt-in and opt-out', () => {
       labels: { 'realip.io/inject': 'yes' },
       expect: (_m, r) => {
         noChange(r);
-        warningMatches(r, /realip\.io\/inject="yes" is invalid \(allowed: enabled, disabled\)/);
+        warningMatches(r, /namespace label realip\.io\/inject="yes" is invalid \(allowed: enabled, disabled\)/);
       },
     },
     {
@@ -192,6 +228,42 @@ describe('opt-in and opt-out', () => {
         noChange(r);
         skipMatches(r, /annotation on the Deployment realip\.io\/inject=disabled/);
       },
+    },
+    // An invalid value is never guessed at, on the object as on the namespace: nothing changes, and
+    // the warning names where the value was written.
+    ...[
+      { where: 'annotation on the Deployment', object: fx.deployment({ annotations: { 'realip.io/inject': 'yes' } }), raw: 'yes' },
+      {
+        where: 'annotation on the pod template',
+        object: fx.deployment({ template: fx.podTemplate({ annotations: { 'realip.io/inject': 'Enabled' } }) }),
+        raw: 'Enabled',
+      },
+      { where: 'annotation on the Service', object: fx.service('NodePort', { metadata: { annotations: { 'realip.io/inject': 'off' } } }), raw: 'off' },
+      { where: 'annotation on the Pod', object: { ...fx.pod(), metadata: { name: 'bare', annotations: { 'realip.io/inject': 'false' } } }, raw: 'false' },
+    ].map(({ where, object, raw }) => ({
+      name: `an invalid inject value in the ${where} is warned about and nothing is changed`,
+      object,
+      expect: (_m: Json, r: MutationResult) => {
+        noChange(r);
+        assert.equal(r.warnings.length, 1);
+        warningMatches(r, new RegExp(`${where} realip\\.io/inject="${raw}" is invalid \\(allowed: enabled, disabled\\)`));
+      },
+    })),
+    {
+      name: 'inject=enabled on the object and its template, in an opted-in namespace, is mutated as usual',
+      object: fx.deployment({
+        annotations: { 'realip.io/inject': 'enabled' },
+        template: fx.podTemplate({ annotations: { 'realip.io/inject': 'enabled' } }),
+      }),
+      expect: (m, r) => {
+        assert.equal(tproxyOf(m), 'TPROXY');
+        assert.deepEqual(r.changes, ['anti-affinity=preferred/hostname', 'istio-interception=TPROXY']);
+      },
+    },
+    {
+      name: 'a Pod annotated inject=disabled is not touched',
+      object: { ...fx.pod(), metadata: { name: 'bare', annotations: { 'realip.io/inject': 'disabled' } } },
+      expect: (_m, r) => noChange(r),
     },
     {
       name: 'pod template annotation inject=disabled skips the workload',
@@ -236,6 +308,8 @@ describe('workloads: which kinds get what', () => {
         });
         assert.equal(tproxyOf(m), 'TPROXY');
         assert.deepEqual(r.changes, ['anti-affinity=preferred/hostname', 'istio-interception=TPROXY']);
+        assert.deepEqual(r.skips, [], 'every feature applied: nothing is logged as skipped');
+        assert.equal(r.skipped, undefined, 'in scope');
       },
     })),
   );
@@ -288,14 +362,79 @@ describe('workloads: which kinds get what', () => {
       object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { a: 'b' } },
       expect: (_m, r) => {
         noChange(r);
+        assert.equal(r.skipped, true);
         skipMatches(r, /kind ConfigMap is not handled/);
       },
     },
     {
-      name: 'a Deployment kind from another API group is left alone',
+      name: 'a Deployment of extensions/v1beta1 (old clusters, matchPolicy Equivalent) is mutated like apps/v1',
+      object: { ...fx.deployment(), apiVersion: 'extensions/v1beta1' },
+      kind: { group: 'extensions', kind: 'Deployment' },
+      expect: (m) => {
+        assert.equal(tproxyOf(m), 'TPROXY');
+        assert.ok(antiOf(m));
+      },
+    },
+    // Kinds that get no anti-affinity do not read its labels: no warning about a bad value there.
+    ...(['daemonSet', 'job', 'cronJob', 'pod'] as const).map((make) => ({
+      name: `${make} ignores the anti-affinity labels, even invalid ones`,
+      object: fx[make](),
+      labels: { ...OPTED_IN, 'realip.io/anti-affinity': 'sometimes', 'realip.io/anti-affinity-topology': 'rack' },
+      expect: (_m: Json, r: MutationResult) => {
+        assert.deepEqual(r.changes, ['istio-interception=TPROXY']);
+        assert.deepEqual(r.skips, []);
+        assert.equal(r.warnings.length, 1);
+        warningMatches(r, /interceptionMode=TPROXY/);
+      },
+    })),
+    {
+      name: "an invalid annotation on a Pod is named as the Pod's, the only place a Pod has one",
+      object: { ...fx.pod(), metadata: { name: 'bare', annotations: { 'realip.io/istio-interception': 'on' } } },
+      expect: (_m, r) => {
+        noChange(r);
+        warningMatches(r, /^realip-webhook: annotation on the Pod realip\.io\/istio-interception="on" is invalid/);
+      },
+    },
+    {
+      name: 'a Deployment kind from another API group is left alone, and the log names the group',
       object: fx.deployment(),
       kind: { group: 'example.com', kind: 'Deployment' },
-      expect: (_m, r) => noChange(r),
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /kind example\.com\/Deployment is not handled/);
+      },
+    },
+    // The API server validates after mutating webhooks: an object they see may still lack required
+    // fields. It is answered, never crashed on, so that validation gives the user the real error.
+    {
+      name: 'a Deployment without a pod template is left alone',
+      object: (() => {
+        const d = fx.deployment();
+        delete d['spec'].template;
+        return d;
+      })(),
+      expect: (_m, r) => {
+        noChange(r);
+        assert.equal(r.skipped, true);
+        skipMatches(r, /Deployment has no pod template/);
+      },
+    },
+    {
+      name: 'a CronJob whose jobTemplate is null has no pod template and is left alone',
+      object: { ...fx.cronJob(), spec: { schedule: '0 3 * * *', jobTemplate: null } },
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /CronJob has no pod template/);
+      },
+    },
+    {
+      name: 'a pod template without spec gets anti-affinity and TPROXY, parents created',
+      object: fx.deployment({ template: { metadata: { labels: { app: 'source-ip-app' } } } }),
+      expect: (m, r) => {
+        assert.ok(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution);
+        assert.equal(tproxyOf(m), 'TPROXY');
+        assert.deepEqual(r.ops.map((o) => o.path), ['/spec/template/spec', '/spec/template/metadata/annotations']);
+      },
     },
     {
       name: 'DELETE is never changed',
@@ -316,6 +455,20 @@ const withZonePreference = () =>
             preferredDuringSchedulingIgnoredDuringExecution: [
               { weight: 10, podAffinityTerm: { labelSelector: { matchLabels: { app: 'x' } }, topologyKey: 'topology.kubernetes.io/zone' } },
             ],
+          },
+        },
+      },
+    }),
+  });
+
+/** A Deployment whose template already requires spreading its pods over these topology keys. */
+const withRequiredTerms = (...topologyKeys: string[]) =>
+  fx.deployment({
+    template: fx.podTemplate({
+      spec: {
+        affinity: {
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: topologyKeys.map((topologyKey) => ({ labelSelector: { matchLabels: { app: 'x' } }, topologyKey })),
           },
         },
       },
@@ -376,10 +529,19 @@ describe('anti-affinity', () => {
         skipMatches(r, /no spec\.selector/);
       },
     },
+    // An empty labelSelector in a term would select every pod of the namespace.
+    ...[{ matchLabels: {} }, { matchExpressions: [] }, { matchLabels: {}, matchExpressions: [] }].map((selector) => ({
+      name: `an empty selector ${JSON.stringify(selector)} counts as no selector`,
+      object: fx.deployment({ spec: { selector } }),
+      expect: (m: Json) => assert.equal(template(m).spec.affinity, undefined),
+    })),
     {
-      name: 'an empty selector counts as no selector',
-      object: fx.deployment({ spec: { selector: { matchLabels: {} } } }),
-      expect: (m) => assert.equal(template(m).spec.affinity, undefined),
+      name: 'an empty matchExpressions list beside matchLabels is not carried into the term',
+      object: fx.deployment({ spec: { selector: { matchLabels: { app: 'source-ip-app' }, matchExpressions: [] } } }),
+      expect: (m) =>
+        assert.deepEqual(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector, {
+          matchLabels: { app: 'source-ip-app' },
+        }),
     },
     {
       name: 'existing nodeAffinity is kept and podAntiAffinity is added beside it',
@@ -424,6 +586,34 @@ describe('anti-affinity', () => {
       },
     },
     {
+      name: "the user's preferred term with the same topologyKey stays and nothing is added, not even a required one",
+      object: fx.deployment({
+        template: fx.podTemplate({
+          spec: {
+            affinity: {
+              podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [
+                  { weight: 5, podAffinityTerm: { labelSelector: { matchLabels: { app: 'x' } }, topologyKey: HOST } },
+                ],
+              },
+            },
+          },
+        }),
+      }),
+      labels: { ...OPTED_IN, 'realip.io/anti-affinity': 'required' },
+      expect: (m) => {
+        assert.equal(antiOf(m).requiredDuringSchedulingIgnoredDuringExecution, undefined);
+        assert.equal(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution.length, 1);
+      },
+    },
+    {
+      name: 'a preferred term without podAffinityTerm (invalid, validation will say so) is no match and no crash',
+      object: fx.deployment({
+        template: fx.podTemplate({ spec: { affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1 }] } } } }),
+      }),
+      expect: (m) => assert.equal(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution[1].podAffinityTerm.topologyKey, HOST),
+    },
+    {
       name: 'a preferred term for another topologyKey stays and ours is appended to the same list',
       object: withZonePreference(),
       expect: (m, r) => {
@@ -432,6 +622,19 @@ describe('anti-affinity', () => {
         assert.equal(list[0].weight, 10);
         assert.equal(list[1].podAffinityTerm.topologyKey, HOST);
         assert.equal(r.ops[0]!.path, '/spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/-');
+      },
+    },
+    {
+      name: "the user's required terms, one of them on the same topologyKey, stay and nothing is added",
+      object: withRequiredTerms('topology.kubernetes.io/zone', HOST),
+      expect: (m) => assert.deepEqual(antiOf(m), antiOf(withRequiredTerms('topology.kubernetes.io/zone', HOST))),
+    },
+    {
+      name: "the user's required term for another topologyKey stays and ours is added beside it",
+      object: withRequiredTerms('topology.kubernetes.io/zone'),
+      expect: (m) => {
+        assert.equal(antiOf(m).requiredDuringSchedulingIgnoredDuringExecution.length, 1);
+        assert.equal(antiOf(m).preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey, HOST);
       },
     },
     {
@@ -455,7 +658,7 @@ describe('anti-affinity', () => {
       expect: (m, r) => {
         assert.equal(template(m).spec.affinity, undefined);
         assert.equal(tproxyOf(m), 'TPROXY');
-        warningMatches(r, /realip\.io\/anti-affinity="sometimes" is invalid \(allowed: preferred, required, none\)/);
+        warningMatches(r, /namespace label realip\.io\/anti-affinity="sometimes" is invalid \(allowed: preferred, required, none\)/);
       },
     },
     {
@@ -626,6 +829,19 @@ describe('UPDATE: no surprise rollout', () => {
         assert.ok(antiOf(m));
       },
     },
+    // Only a Pod is changed on CREATE alone; every controller's pod template is changed on UPDATE too.
+    ...(['statefulSet', 'replicaSet', 'daemonSet', 'job', 'cronJob'] as const).map((make) => {
+      const path = make === 'cronJob' ? ['spec', 'jobTemplate', 'spec', 'template'] : ['spec', 'template'];
+      const object = fx[make]();
+      template(object, path).spec.containers[0].image = 'registry.k8s.io/echoserver:1.10';
+      return {
+        name: `a ${make} UPDATE that changes the pod template is mutated`,
+        object,
+        operation: 'UPDATE' as const,
+        oldObject: fx[make](),
+        expect: (m: Json) => assert.equal(tproxyOf(m, path), 'TPROXY'),
+      };
+    }),
     {
       name: 'a CronJob UPDATE that only changes the schedule changes nothing',
       object: { ...fx.cronJob(), spec: { ...fx.cronJob()['spec'], schedule: '0 4 * * *' } },

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Node } from '@kubernetes/client-node';
-import { ConfigError, parseServeConfig } from '../../src/config.js';
+import { BUNDLED_NAMESPACES_FILE, ConfigError, parseServeConfig } from '../../src/config.js';
 import { countNodes, isSchedulable, slimNode } from '../../src/nodes/node-watch.js';
 
 function node(name: string, o: { ready?: 'True' | 'False' | 'Unknown'; cordoned?: boolean; zone?: string } = {}): V1Node {
@@ -75,7 +75,8 @@ describe('--watch-nodes', () => {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
   const tls = () => ['--tls-cert', cert, '--tls-key', cert];
-  const none = () => false;
+  // No cluster; the example namespaces file is there, as in a checkout.
+  const none = (path: string) => path === BUNDLED_NAMESPACES_FILE;
 
   test('off by default; on by flag or REALIP_WATCH_NODES', () => {
     assert.equal(parseServeConfig([...tls(), '--kubeconfig', kubeconfig], {}, none).watchNodes, false);
