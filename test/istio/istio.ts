@@ -15,8 +15,8 @@ import { freePorts } from '../support/net.js';
 
 const run = promisify(execFile);
 const CACHE = '/var/cache/realip-webhook';
-export const ISTIO_MODULE_VERSION = /^require istio\.io\/istio (\S+)$/m.exec(readFileSync(join(ROOT, 'test', 'istio', 'go.mod'), 'utf8'))![1]!;
-export const ISTIO_BIN_DIR = `${CACHE}/istio-${ISTIO_MODULE_VERSION}`;
+const ISTIO_MODULE_VERSION = /^require istio\.io\/istio (\S+)$/m.exec(readFileSync(join(ROOT, 'test', 'istio', 'go.mod'), 'utf8'))![1]!;
+const ISTIO_BIN_DIR = `${CACHE}/istio-${ISTIO_MODULE_VERSION}`;
 export const ISTIOCTL = `${ISTIO_BIN_DIR}/istioctl`;
 const PILOT_DISCOVERY = `${ISTIO_BIN_DIR}/pilot-discovery`;
 export const ISTIO_NAMESPACE = 'istio-system';

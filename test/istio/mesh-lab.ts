@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { KUBERNETES_BIN_DIR, startProcess, stopProcess, tail, type Proc } from '../e2e/cluster.js';
 import { generateCertsForRegistration, manifestStream, pollUntil, getJson, type Obj } from '../e2e/webhook-harness.js';
 import { namespace, startClusterWithWebhook, type ClusterWithWebhook } from '../datapath/cluster-with-webhook.js';
-import { adaptInjectorWebhook, generateIstioManifest, ISTIO_NAMESPACE, startIstiod, type IstioManifest, type Istiod } from './istio.js';
+import { adaptInjectorWebhook, generateIstioManifest, ISTIO_NAMESPACE, startIstiod, type Istiod } from './istio.js';
 
 export const CONTROLLER_MANAGER = `${KUBERNETES_BIN_DIR}/kube-controller-manager`;
 const PROBE_NAMESPACE = 'istio-probe';
@@ -22,8 +22,6 @@ export interface CreateResult {
 export interface IstioLab {
   control: ClusterWithWebhook;
   istiod: Istiod;
-  /** The generated manifest without and with Istio CNI. */
-  manifests: { plain: IstioManifest; cni: IstioManifest };
   /** `kubectl create`; a rejection is a result, not an error. */
   create(...objects: Obj[]): Promise<CreateResult>;
   /** The one Pod a Deployment's ReplicaSet created, or the ReplicaSet's reason it could not. */
@@ -33,13 +31,10 @@ export interface IstioLab {
   useInjector(which: 'plain' | 'cni'): Promise<void>;
   /** Replaces the one Node by one whose kubelet reports `kubeletVersion`, and waits until istiod's native-sidecar detection follows. */
   useNode(kubeletVersion: string): Promise<void>;
-  /** A Pod as the API server would store it now (server-side dry run through every webhook). */
-  dryRunPod(ns: string, pod: Obj): Promise<Obj>;
-  logs(): Promise<string>;
   stop(): Promise<void>;
 }
 
-export const NODE_NAME = 'node-1';
+const NODE_NAME = 'node-1';
 // Istio's sidecar mounts a projected ServiceAccount token, which needs serviceAccountName; the
 // ServiceAccount admission plugin that would set it is off in the suite's API server.
 const POD_SPEC = { serviceAccountName: 'default', containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }] };
@@ -54,11 +49,11 @@ function node(kubeletVersion: string): Obj {
   };
 }
 
-export function pod(name: string, annotations: Record<string, string> = {}, labels: Record<string, string> = {}): Obj {
+export function pod(name: string, annotations: Record<string, string> = {}): Obj {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, labels: { app: name, ...labels }, annotations },
+    metadata: { name, labels: { app: name }, annotations },
     spec: POD_SPEC,
   };
 }
@@ -107,6 +102,7 @@ export async function startIstioLab(dir: string, kubeletVersion: string): Promis
     await control.stop();
   };
 
+  // A Pod as the API server would store it now: a server-side dry run goes through every webhook.
   const dryRunPod = async (ns: string, object: Obj) => {
     const r = await kubectl(['create', '-n', ns, '--dry-run=server', '-o', 'json', '-f', '-'], manifestStream(object));
     if (r.code !== 0) throw new Error(r.stderr);
@@ -140,7 +136,6 @@ export async function startIstioLab(dir: string, kubeletVersion: string): Promis
   return {
     control,
     istiod,
-    manifests: { plain, cni },
     create: async (...objects) => {
       const { code, stderr } = await kubectl(['create', '-f', '-'], manifestStream(...objects));
       return { code, stderr };
@@ -178,8 +173,6 @@ export async function startIstioLab(dir: string, kubeletVersion: string): Promis
         return inInit === native ? true : undefined;
       }, { timeoutMs: 60_000, intervalMs: 500 });
     },
-    dryRunPod,
-    logs,
     stop,
   };
 }

@@ -6,13 +6,13 @@ import type { Obj } from '../e2e/webhook-harness.js';
 import { ENABLED, namespace } from '../datapath/cluster-with-webhook.js';
 import { deployment, pod, type IstioLab } from './mesh-lab.js';
 
-export const TPROXY = { 'sidecar.istio.io/interceptionMode': 'TPROXY' };
+const TPROXY = { 'sidecar.istio.io/interceptionMode': 'TPROXY' };
 const INJECTION = { 'istio-injection': 'enabled' };
 export const OLD_KUBELET = '1.32.0';
-export const NEW_KUBELET = '1.37.2';
+const NEW_KUBELET = '1.37.2';
 const SHIPPED_NAME = '00-realip-webhook';
 
-export const NS = {
+const NS = {
   optedIn: 'opted-in',
   plain: 'plain',
   baseline: 'baseline',
@@ -66,7 +66,7 @@ export type Outcome =
   | { kind: 'pod'; pod: Obj; sidecar: Sidecar | undefined; warnings: string; template?: Obj }
   | { kind: 'rejected'; reason: string; warnings: string };
 
-export interface Row {
+interface Row {
   namespace: string;
   created: string;
   mode: string;
