@@ -3,13 +3,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { missingPrerequisites } from '../e2e/webhook-harness.js';
 import { release } from '../kubernetes/release.js';
-import { istioVersion, missingIstio } from './istio.js';
-import { startIstioLab } from './mesh-lab.js';
+import { istioVersion } from './istio.js';
+import { missingLabPrerequisites, startIstioLab } from './mesh-lab.js';
 import { markdownTable, OLD_KUBELET, whatIstioInjects } from './what-istio-injects.js';
 
-const missing = [...(await missingPrerequisites()), ...(await missingIstio())];
+const missing = await missingLabPrerequisites();
 if (missing.length > 0) {
   console.error(`demo:istio cannot run:\n${missing.join('\n')}`);
   process.exit(1);

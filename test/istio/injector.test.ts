@@ -6,11 +6,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { isExecutable } from '../e2e/cluster.js';
-import { missingPrerequisites, type Obj } from '../e2e/webhook-harness.js';
+import type { Obj } from '../e2e/webhook-harness.js';
 import { atLeast, release } from '../kubernetes/release.js';
-import { istioVersion, missingIstio } from './istio.js';
-import { CONTROLLER_MANAGER, startIstioLab, type IstioLab } from './mesh-lab.js';
+import { istioVersion } from './istio.js';
+import { missingLabPrerequisites, startIstioLab, type IstioLab } from './mesh-lab.js';
 import {
   EXPECTED,
   interceptionFields,
@@ -24,8 +23,7 @@ import {
 } from './what-istio-injects.js';
 
 const INTERCEPTION = 'sidecar.istio.io/interceptionMode';
-const missing = [...(await missingPrerequisites()), ...(await missingIstio())];
-if (!(await isExecutable(CONTROLLER_MANAGER))) missing.push(`${CONTROLLER_MANAGER} not found: ${release.installHint}`);
+const missing = await missingLabPrerequisites();
 if (missing.length > 0) {
   test('prerequisites of the Istio suite', () => {
     throw new Error(missing.join('\n'));

@@ -4,12 +4,13 @@
 // generate`, and kube-controller-manager with the deployment and replicaset controllers, so the
 // Pods asserted on are the ones a ReplicaSet creates. No scheduler, no kubelet: Pods stay Pending.
 import { join } from 'node:path';
-import { KUBERNETES_BIN_DIR, startProcess, stopProcess, tail, type Proc } from '../e2e/cluster.js';
-import { generateCertsForRegistration, manifestStream, pollUntil, getJson, type Obj } from '../e2e/webhook-harness.js';
+import { isExecutable, KUBERNETES_BIN_DIR, startProcess, stopProcess, tail, type Proc } from '../e2e/cluster.js';
+import { generateCertsForRegistration, getJson, manifestStream, missingPrerequisites, pollUntil, type Obj } from '../e2e/webhook-harness.js';
+import { release } from '../kubernetes/release.js';
 import { namespace, startClusterWithWebhook, type ClusterWithWebhook } from '../datapath/cluster-with-webhook.js';
-import { adaptInjectorWebhook, generateIstioManifest, ISTIO_NAMESPACE, startIstiod, type Istiod } from './istio.js';
+import { adaptInjectorWebhook, generateIstioManifest, ISTIO_NAMESPACE, missingIstio, startIstiod, type Istiod } from './istio.js';
 
-export const CONTROLLER_MANAGER = `${KUBERNETES_BIN_DIR}/kube-controller-manager`;
+const CONTROLLER_MANAGER = `${KUBERNETES_BIN_DIR}/kube-controller-manager`;
 const PROBE_NAMESPACE = 'istio-probe';
 const POD_TIMEOUT_MS = 60_000;
 
@@ -72,6 +73,13 @@ export function deployment(name: string, template: { annotations?: Record<string
       },
     },
   };
+}
+
+/** What the lab cannot run without, each with the command that provides it. */
+export async function missingLabPrerequisites(): Promise<string[]> {
+  const missing = [...(await missingPrerequisites()), ...(await missingIstio())];
+  if (!(await isExecutable(CONTROLLER_MANAGER))) missing.push(`${CONTROLLER_MANAGER} not found: ${release.installHint}`);
+  return missing;
 }
 
 export async function startIstioLab(dir: string, kubeletVersion: string): Promise<IstioLab> {
