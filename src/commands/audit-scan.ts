@@ -67,6 +67,8 @@ export interface Drift {
   changes: string[];
   patch: AddOperation[];
   warnings: string[];
+  /** Why a feature would leave the object alone (e.g. no TPROXY in an Istio ambient namespace). */
+  skips: string[];
   action: DriftAction;
   error?: string;
 }
@@ -123,6 +125,7 @@ export function driftOf(
     changes: result.changes,
     patch: result.ops,
     warnings: result.warnings,
+    skips: result.skips,
   };
 }
 

@@ -239,7 +239,8 @@ export function mutateManifests(text: string, options: MutateManifestsOptions): 
     const single = values.length === 1 ? values[0] : { apiVersion: 'v1', kind: 'List', items: values };
     stdout = JSON.stringify(single, null, 2) + '\n';
   } else {
-    const patches = objects.map(({ result, ...object }) => ({ ...object, patch: result.ops }));
+    // skips: why a feature left the object alone (e.g. Istio ambient mode), as the webhook logs it.
+    const patches = objects.map(({ result, ...object }) => ({ ...object, patch: result.ops, skips: result.skips }));
     stdout = JSON.stringify(patches, null, 2) + '\n';
   }
   return { stdout, stderr };

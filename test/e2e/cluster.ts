@@ -191,11 +191,12 @@ export async function findExecutable(name: string, fallbacks: string[] = []): Pr
   return undefined;
 }
 
-export function startProcess(name: string, bin: string, dir: string, args: string[]): Proc {
+/** `opts.env` replaces the environment and `opts.cwd` is the working directory (both inherited by default). */
+export function startProcess(name: string, bin: string, dir: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
   const log = join(dir, `${name}.log`);
   // Output goes straight to a file: nothing to drain, and it survives for the error message.
   const fd = openSync(log, 'a');
-  const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+  const child = spawn(bin, args, { ...opts, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   // Unref'd: a test that forgets stop() must not hang; the exit handler then kills it.
   child.unref();

@@ -9,12 +9,13 @@ import * as fx from '../fixtures/objects.js';
 
 const OPTED_IN = { 'realip.io/inject': 'enabled' };
 
-function fakeCluster(o: { objects: Record<string, ListedObject[]>; served?: string[]; namespaces?: string[]; refusePatch?: boolean }) {
+function fakeCluster(o: { objects: Record<string, ListedObject[]>; served?: string[]; namespaces?: string[]; refusePatch?: boolean; labels?: Record<string, string> }) {
+  const labels = o.labels ?? OPTED_IN;
   const patches: { namespace: string; name: string; resourceVersion: string | undefined; ops: AddOperation[] }[] = [];
   const listed: string[] = [];
   const cluster: AuditCluster = {
-    namespacesWithLabel: async () => (o.namespaces ?? ['demo']).map((name) => ({ name, labels: OPTED_IN })),
-    namespace: async (name) => (name === 'demo' ? { name, labels: OPTED_IN } : undefined),
+    namespacesWithLabel: async () => (o.namespaces ?? ['demo']).map((name) => ({ name, labels })),
+    namespace: async (name) => (name === 'demo' ? { name, labels } : undefined),
     servedVersion: async (kind, versions) => versions.find((v) => (o.served ?? ['v1/Service', 'apps/v1/Deployment', 'apps/v1/ReplicaSet']).includes(`${v}/${kind}`)),
     list: async (apiVersion, kind, namespace) => {
       listed.push(`${namespace}:${apiVersion}/${kind}`);
@@ -83,6 +84,18 @@ describe('runAudit', () => {
 
   test('an unknown -n namespace is an error naming it', async () => {
     await assert.rejects(runAudit(fakeCluster({ objects: {} }).cluster, options({ namespace: 'nope' }).options), /namespace nope not found/);
+  });
+
+  test('Istio ambient namespace: no TPROXY drift, and the reason is in the report; a workload asking for a sidecar still drifts to TPROXY', async () => {
+    const ambient = { ...OPTED_IN, 'istio.io/dataplane-mode': 'ambient' };
+    const sidecar = withMeta(fx.deployment({ template: { ...fx.podTemplate(), metadata: { labels: { app: 'source-ip-app', 'sidecar.istio.io/inject': 'true' } } } }), { name: 'with-sidecar' });
+    const { cluster } = fakeCluster({ objects: { Deployment: [fx.deployment() as ListedObject, sidecar] }, labels: ambient });
+    const report = await runAudit(cluster, options().options);
+    const [plain, asked] = report.drift;
+    assert.deepEqual(plain!.changes, ['anti-affinity=preferred/hostname']);
+    assert.ok(plain!.skips.some((s) => /Istio ambient mode \(istio\.io\/dataplane-mode=ambient\): no sidecar/.test(s)), plain!.skips.join(' | '));
+    assert.ok(!formatTable(report).split('\n').find((l) => l.includes('source-ip-app'))!.includes('TPROXY'));
+    assert.deepEqual(asked!.changes, ['anti-affinity=preferred/hostname', 'istio-interception=TPROXY']);
   });
 
   test('the table says when there is no drift', async () => {

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
 import * as fx from '../fixtures/objects.js';
+import { applyStrict } from '../support/patch.js';
 
 type Json = Record<string, any>;
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -48,6 +49,25 @@ describe('realip-webhook mutate (child process)', () => {
     const r = cli(['-f', file, '--namespace-labels', 'realip.io/inject=enabled', '-o', 'patch']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout)[0].patch, [{ op: 'add', path: '/spec/externalTrafficPolicy', value: 'Local' }]);
+  });
+
+  test('-o patch in an Istio ambient namespace: no TPROXY, the reason in skips; a template asking for a sidecar gets TPROXY', () => {
+    const labels = ['--namespace-labels', 'realip.io/inject=enabled,istio.io/dataplane-mode=ambient', '-o', 'patch'];
+    const plain = cli(['-f', '-', ...labels], stringify(fx.deployment()));
+    assert.equal(plain.code, 0, plain.stderr);
+    const [entry] = JSON.parse(plain.stdout) as Json[];
+    assert.ok(!JSON.stringify(entry!['patch']).includes('interceptionMode'), JSON.stringify(entry!['patch']));
+    assert.ok(entry!['patch'].length > 0, 'anti-affinity still applies');
+    assert.ok((entry!['skips'] as string[]).some((s) => /Istio ambient mode .*ztunnel keeps the client address/.test(s)), plain.stdout);
+    assert.doesNotMatch(plain.stderr, /TPROXY/);
+
+    const template = fx.podTemplate();
+    template['metadata'].labels['sidecar.istio.io/inject'] = 'true';
+    const asked = cli(['-f', '-', ...labels], stringify(fx.deployment({ template })));
+    assert.equal(asked.code, 0, asked.stderr);
+    const [withSidecar] = JSON.parse(asked.stdout) as Json[];
+    const patched = applyStrict(fx.deployment({ template }), withSidecar!['patch']);
+    assert.equal(patched['spec'].template.metadata.annotations['sidecar.istio.io/interceptionMode'], 'TPROXY', asked.stdout);
   });
 
   test('a bad document exits 2 naming its index, with nothing on stdout', () => {
