@@ -12,9 +12,8 @@ export const POD_SECURITY_ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
 export const LEVELS_WITHOUT_NET_ADMIN: readonly string[] = ['baseline', 'restricted'];
 
 export function whyPodSecurityForbids(namespaceLabels: Labels): string | undefined {
-  const level = namespaceLabels[POD_SECURITY_ENFORCE_LABEL];
-  if (level === undefined || !LEVELS_WITHOUT_NET_ADMIN.includes(level)) return undefined;
-  return podSecurityReason(level);
+  const level = LEVELS_WITHOUT_NET_ADMIN.find((forbidding) => forbidding === namespaceLabels[POD_SECURITY_ENFORCE_LABEL]);
+  return level === undefined ? undefined : podSecurityReason(level);
 }
 
 function podSecurityReason(level: string): string {
