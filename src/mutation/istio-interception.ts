@@ -11,9 +11,9 @@ export const POD_SECURITY_ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
 // TPROXY gives the istio-proxy container NET_ADMIN, which these Pod Security levels reject.
 export const LEVELS_WITHOUT_NET_ADMIN: readonly string[] = ['baseline', 'restricted'];
 
-export function whyPodSecurityForbids(namespaceLabels: Labels): string | undefined {
-  const level = LEVELS_WITHOUT_NET_ADMIN.find((forbidding) => forbidding === namespaceLabels[POD_SECURITY_ENFORCE_LABEL]);
-  return level === undefined ? undefined : podSecurityReason(level);
+/** The Pod Security level the namespace enforces, when it is one that forbids NET_ADMIN. */
+function levelForbiddingNetAdmin(namespaceLabels: Labels): string | undefined {
+  return LEVELS_WITHOUT_NET_ADMIN.find((forbidding) => forbidding === namespaceLabels[POD_SECURITY_ENFORCE_LABEL]);
 }
 
 function podSecurityReason(level: string): string {
@@ -55,8 +55,8 @@ export function istioInterception(
   if (explicit !== undefined) return skipped(`explicit ${INTERCEPTION_ANNOTATION}=${explicit} kept`);
   const ambient = whyAmbientNeedsNoTproxy(namespaceLabels, template);
   if (ambient) return skipped(ambient);
-  const forbidden = whyPodSecurityForbids(namespaceLabels);
-  if (forbidden) return skipped(forbidden, podSecuritySkipWarning(namespaceLabels[POD_SECURITY_ENFORCE_LABEL]!));
+  const level = levelForbiddingNetAdmin(namespaceLabels);
+  if (level !== undefined) return skipped(podSecurityReason(level), podSecuritySkipWarning(level));
   return {
     applied: true,
     ops: [addOperation(object, [...templatePath, 'metadata', 'annotations', INTERCEPTION_ANNOTATION], 'TPROXY')],
