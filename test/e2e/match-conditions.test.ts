@@ -105,6 +105,15 @@ async function callsOf(action: () => Promise<unknown>): Promise<{ calls: Calls; 
 
 const kubectl = (...args: string[]) => cluster.kubectl(args);
 
+/** Opts namespace late in or out, and waits until a dry-run Deployment there shows the webhook sees it so. */
+async function optLate(optedIn: boolean): Promise<void> {
+  await kubectl('label', 'namespace', 'late', optedIn ? 'realip.io/inject=enabled' : 'realip.io/inject-');
+  await pollUntil(`the webhook to see namespace late opted ${optedIn ? 'in' : 'out'}`, async () => {
+    const { stdout } = await cluster.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], { stdin: manifestStream(deployment('probe', 'late', 1)) });
+    return Boolean((JSON.parse(stdout) as Obj).spec.template.spec.affinity) === optedIn ? true : undefined;
+  });
+}
+
 /**
  * A mutating webhook of another product, called after ours (its configuration sorts after
  * 00-realip-webhook): it writes the object's labels into a pod template annotation, so that a
@@ -239,11 +248,7 @@ describe(`which requests reach the webhook on ${release.version} (${CONDITIONS ?
   });
 
   test('reinvocation: a later webhook that changes a created Deployment calls the webhook again', async () => {
-    await kubectl('label', 'namespace', 'late', 'realip.io/inject=enabled');
-    await pollUntil('the webhook to see namespace late opted in', async () => {
-      const { stdout } = await cluster.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], { stdin: manifestStream(deployment('probe', 'late', 1)) });
-      return (JSON.parse(stdout) as Obj).spec.template.spec.affinity ? true : undefined;
-    });
+    await optLate(true);
     const { calls } = await callsOf(() => cluster.kubectl(['create', '-f', '-'], { stdin: manifestStream(deployment('cache', 'late', 1)) }));
     assert.deepEqual(calls, { 'Deployment CREATE': 2 }, 'the first pass, then again after the later webhook changed the object');
     const stored = await getJson(cluster, ['deployment', 'cache', '-n', 'late']);
@@ -253,17 +258,9 @@ describe(`which requests reach the webhook on ${release.version} (${CONDITIONS ?
 
   test(`a label-only UPDATE whose pod template a later webhook changes: ${CONDITIONS ? 'the webhook is skipped in the first pass, so the API server never reinvokes it' : 'reinvoked, the webhook mutates the template'}`, async () => {
     // Created before the namespace opted in: nothing of ours in its template.
-    await kubectl('label', 'namespace', 'late', 'realip.io/inject-');
-    await pollUntil('the webhook to see namespace late opted out', async () => {
-      const { stdout } = await cluster.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], { stdin: manifestStream(deployment('probe', 'late', 1)) });
-      return (JSON.parse(stdout) as Obj).spec.template.spec.affinity ? undefined : true;
-    });
+    await optLate(false);
     await cluster.kubectl(['create', '-f', '-'], { stdin: manifestStream(deployment('old', 'late', 1)) });
-    await kubectl('label', 'namespace', 'late', 'realip.io/inject=enabled');
-    await pollUntil('the webhook to see namespace late opted in again', async () => {
-      const { stdout } = await cluster.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], { stdin: manifestStream(deployment('probe', 'late', 1)) });
-      return (JSON.parse(stdout) as Obj).spec.template.spec.affinity ? true : undefined;
-    });
+    await optLate(true);
 
     const { calls } = await callsOf(() => kubectl('label', 'deployment', 'old', '-n', 'late', 'tier=backend'));
     const stored = await getJson(cluster, ['deployment', 'old', '-n', 'late']);
