@@ -106,9 +106,6 @@ export async function startCluster(opts: { release?: KubernetesRelease; apiserve
     '--endpoint-reconciler-type', 'none',
     // Removed in 1.24; before that the unauthenticated port is on by default.
     ...(atLeast('1.24', release) ? [] : ['--insecure-port', '0']),
-    // 1.37 refuses a loopback advertise address for the endpoint reconciler of the kubernetes
-    // Service; nothing here uses that Service's endpoints.
-    ...(atLeast('1.37', release) ? ['--endpoint-reconciler-type', 'none'] : []),
     '--service-cluster-ip-range', '10.0.0.0/24',
     '--cert-dir', certDir,
     '--service-account-issuer', 'https://kubernetes.default.svc',
