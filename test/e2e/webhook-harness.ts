@@ -80,7 +80,6 @@ export interface WebhookOptions {
 export interface Webhook {
   name: string;
   port: number;
-  metricsPort: number;
   pid: number;
   /** The URL to register: https://127.0.0.1:<port>/mutate */
   url: string;
@@ -168,7 +167,6 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
   return {
     name: opts.name,
     port,
-    metricsPort,
     pid: child.pid!,
     url: `https://127.0.0.1:${port}/mutate`,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,

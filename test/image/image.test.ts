@@ -1,19 +1,19 @@
 // The container image, built from the Dockerfile as it is (buildah, on a stand-in for the official
 // node base: see docs/image.md) and run from its own filesystem, read-only, as its USER, the way a
 // kubelet would run it with readOnlyRootFilesystem. Checks what the image holds, what it says on a
-// first run, a smoke run over HTTPS, and the kubectl walkthrough with a real kube-apiserver 1.20
-// calling the image's process.
+// first run, a smoke run over HTTPS, and the kubectl walkthrough with a real kube-apiserver (the
+// release KUBE_VERSION names) calling the image's process.
 //   npm run test:image   (root; buildah and debootstrap: apt-get install buildah debootstrap)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import supertest from 'supertest';
 import { startCluster, type Cluster } from '../e2e/cluster.js';
+import { release } from '../kubernetes/release.js';
 import {
   adaptWebhookConfiguration,
   admissionLog,
@@ -71,17 +71,6 @@ function installedPackages(nodeModules: string, prefix = 'node_modules'): string
 const version = (location: string) => LOCK.packages[location]?.version;
 const nameOf = (location: string) => location.slice(location.lastIndexOf('node_modules/') + 'node_modules/'.length);
 
-function getMetrics(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path: '/metrics', timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
 
 const cannotRun = await missingImageTools();
 if (cannotRun) console.log(`# image tests skipped: ${cannotRun}`);
@@ -165,10 +154,11 @@ describe('the image (Dockerfile built with buildah, run read-only as its USER)',
     const patched = applyStrict(object, decodePatch(res.body.response.patch));
     assert.equal(patched['spec']['template']['metadata']['annotations'][TPROXY], 'TPROXY');
 
-    const metrics = await getMetrics(webhook.metricsPort);
+    const metrics = await fetch(webhook.metricsUrl, { signal: AbortSignal.timeout(5_000) });
     assert.equal(metrics.status, 200);
-    assert.match(metrics.body, /^realip_webhook_admission_requests_total\{.*\} 1$/m);
-    assert.match(metrics.body, /^process_resident_memory_bytes \d+/m, 'process metrics read /proc');
+    const body = await metrics.text();
+    assert.match(body, /^realip_webhook_admission_requests_total\{.*\} 1$/m);
+    assert.match(body, /^process_resident_memory_bytes \d+/m, 'process metrics read /proc');
 
     await webhook.stop();
     assert.equal(webhook.exitCode(), 0, await webhook.logTail());
@@ -219,7 +209,7 @@ describe('the image (Dockerfile built with buildah, run read-only as its USER)',
     console.log(`# SBOM of the image (${components.length} packages) copied to ${out}`);
   });
 
-  describe('behind a real kube-apiserver 1.20: the kubectl walkthrough, answered by the image', () => {
+  describe(`behind a real kube-apiserver ${release.version}: the kubectl walkthrough, answered by the image`, () => {
     let missing: string[] = [];
     let cluster: Cluster | undefined;
     let webhook: Webhook;
