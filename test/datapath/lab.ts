@@ -11,7 +11,8 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { KUBERNETES_BIN_DIR, INSTALL_HINT, findExecutable, isExecutable, tail } from '../e2e/cluster.js';
+import { KUBERNETES_BIN_DIR, INSTALL_HINT, isExecutable, tail } from '../e2e/cluster.js';
+import { findExecutable } from '../support/executables.js';
 import { atLeast } from '../kubernetes/release.js';
 import { ROOT, getJson, manifestStream, missingPrerequisites, pollUntil, type Obj } from '../e2e/webhook-harness.js';
 import { startClusterWithWebhook, type ClusterWithWebhook } from './cluster-with-webhook.js';
@@ -56,7 +57,7 @@ export async function missingDatapathPrerequisites(): Promise<string[]> {
   if (!(await isExecutable(KUBE_PROXY))) missing.push(`kube-proxy not found at ${KUBE_PROXY}: ${INSTALL_HINT}`);
   const tools = ['ip', 'iptables', 'iptables-save', 'conntrack', 'socat', ...(PROXY_MODES.includes('nftables') ? ['nft'] : [])];
   for (const tool of tools) {
-    if (!(await findExecutable(tool, [`/usr/sbin/${tool}`, `/sbin/${tool}`]))) missing.push(`${tool} not found in PATH: ${INSTALL_HINT}`);
+    if (!findExecutable(tool, [`/usr/sbin/${tool}`, `/sbin/${tool}`])) missing.push(`${tool} not found in PATH: ${INSTALL_HINT}`);
   }
   return missing;
 }

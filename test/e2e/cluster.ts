@@ -7,7 +7,7 @@ import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { atLeast, release as releaseUnderTest, type KubernetesRelease } from '../kubernetes/release.js';
 import { freePorts } from '../support/net.js';
@@ -180,12 +180,6 @@ export async function isExecutable(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-export async function findExecutable(name: string, fallbacks: string[] = []): Promise<string | undefined> {
-  const inPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name));
-  for (const candidate of [...inPath, ...fallbacks]) if (await isExecutable(candidate)) return candidate;
-  return undefined;
 }
 
 /** `opts.env` replaces the environment and `opts.cwd` is the working directory (both inherited by default). */

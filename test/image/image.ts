@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findExecutable } from '../e2e/cluster.js';
+import { findExecutable } from '../support/executables.js';
 import { REPO_ROOT } from '../support/repo.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -39,7 +39,7 @@ export const buildah = (args: string[], opts: { timeoutMs?: number } = {}) => ru
 export async function missingImageTools(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'needs root: buildah mounts the image, and the test mounts /proc in it and chroots there';
   for (const tool of ['buildah', 'debootstrap', 'unshare', 'chroot']) {
-    if (!(await findExecutable(tool))) return `${tool} not found in PATH: apt-get install buildah debootstrap`;
+    if (!findExecutable(tool)) return `${tool} not found in PATH: apt-get install buildah debootstrap`;
   }
   return undefined;
 }

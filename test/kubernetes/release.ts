@@ -1,8 +1,7 @@
 // Which Kubernetes release the cluster suites (e2e, Helm, data path, Istio, engines) run against,
 // and where its binaries are. KUBE_VERSION picks it (`KUBE_VERSION=1.20 npm run test:e2e`); the
 // newest is the default, as it is what users run. .ci/run runs every suite against both.
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { findExecutable } from '../support/executables.js';
 
 const CACHE = '/var/cache/realip-webhook';
 
@@ -25,8 +24,8 @@ const RELEASES: Record<KubernetesRelease['minor'], () => KubernetesRelease> = {
     minor: '1.20',
     version: '1.20.2',
     binDir: `${CACHE}/kubernetes-1.20.2`,
-    etcd: onPath('etcd') ?? '/usr/bin/etcd',
-    kubectl: onPath('kubectl') ?? '/usr/bin/kubectl',
+    etcd: findExecutable('etcd') ?? '/usr/bin/etcd',
+    kubectl: findExecutable('kubectl') ?? '/usr/bin/kubectl',
     installHint: 'run test/kubernetes/install-1.20.sh (as root) first',
   }),
   // Go modules pinned in test/kubernetes/go.mod: etcd and kubectl are built beside the components.
@@ -56,11 +55,4 @@ export function atLeast(minor: string, r: KubernetesRelease = release): boolean 
   const [a, b] = r.minor.split('.').map(Number) as [number, number];
   const [c, d] = minor.split('.').map(Number) as [number, number];
   return a > c || (a === c && b >= d);
-}
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
-    if (existsSync(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
 }
