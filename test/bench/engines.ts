@@ -5,7 +5,7 @@
 // The webhook is registered with its shipped configuration; the policies are the `policy`
 // command's output. Each engine has a namespace of its own (its own label prefix).
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '../e2e/cluster.js';
 import { adaptWebhookConfiguration, shippedWebhookConfiguration } from '../e2e/webhook-harness.js';
@@ -29,21 +29,6 @@ export interface EngineFigures {
   batches: Record<EngineCase, number>[];
   p99: Record<EngineCase, number>;
   storm: Record<EngineCase, { seconds: number; apiServerCpuSeconds: number; webhookCpuSeconds?: number }>;
-}
-
-/** The kube-apiserver process serving `cluster`: the one whose command line has its port. */
-function apiServerPid(cluster: Cluster): number {
-  const port = new URL(cluster.server).port;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (args[0]?.endsWith('kube-apiserver') && args[args.indexOf('--secure-port') + 1] === port) return Number(entry);
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  throw new Error(`no kube-apiserver process with --secure-port ${port}`);
 }
 
 const cpuSeconds = (pid: number) => {
@@ -106,7 +91,7 @@ export async function engineFigures(cluster: Cluster, files: BenchFiles, batches
     }
     const p99 = Object.fromEntries(ENGINES.map((c) => [c, percentile(all.get(c)!.sort((a, b) => a - b), 0.99)])) as Record<EngineCase, number>;
 
-    const apiServer = apiServerPid(cluster);
+    const apiServer = cluster.apiserverPid();
     const webhookPid = serve.child.process.pid!;
     const storm = {} as EngineFigures['storm'];
     for (const c of ENGINES) {

@@ -30,6 +30,8 @@ export interface Cluster {
    * token, so every kubeconfig keeps working.
    */
   restartOnEmptyStorage(): Promise<void>;
+  /** The kube-apiserver's process id, for reading its CPU time. */
+  apiserverPid(): number;
   stop(): Promise<void>;
 }
 
@@ -159,7 +161,7 @@ export async function startCluster(opts: { release?: KubernetesRelease; apiserve
     await ready();
   };
 
-  return { kubeconfig, server, token, dir, kubectl, restartOnEmptyStorage, stop };
+  return { kubeconfig, server, token, dir, kubectl, restartOnEmptyStorage, apiserverPid: () => apiserver.child.pid!, stop };
 }
 
 function kubeconfigFor(server: string, caFile: string, token: string) {
