@@ -92,8 +92,7 @@ export function mutate(input: MutationInput): MutationResult {
   if (notInjected) return skipAll(notInjected.skip, notInjected.warning);
 
   // Labelling a namespace must not roll out workloads on an unrelated update (a scale, a label).
-  // Only an UPDATE carries the stored object to compare with.
-  if (isDeepStrictEqual(template, valueAt(input.oldObject, templatePath))) {
+  if (operation === 'UPDATE' && isDeepStrictEqual(template, valueAt(input.oldObject, templatePath))) {
     // A change of replicas alone can still outgrow the nodes.
     if (workload.antiAffinity) result.warnings.push(...requiredSpreadWarnings(object, template, undefined, input.nodes));
     return skipAll('UPDATE does not change the pod template');

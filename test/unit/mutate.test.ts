@@ -820,6 +820,17 @@ describe('UPDATE: no surprise rollout', () => {
       },
     },
     {
+      // The API server sends no oldObject on CREATE; a review that carries one is still a create.
+      name: 'a CREATE is mutated even when its review carries an oldObject with the same pod template',
+      object: fx.deployment(),
+      operation: 'CREATE',
+      oldObject: fx.deployment(),
+      expect: (m) => {
+        assert.equal(tproxyOf(m), 'TPROXY');
+        assert.ok(antiOf(m));
+      },
+    },
+    {
       name: 'an UPDATE that changes the pod template is mutated',
       object: newImage,
       operation: 'UPDATE',
