@@ -420,6 +420,14 @@ describe('workloads: which kinds get what', () => {
       },
     },
     {
+      name: 'a CronJob without a jobTemplate has no pod template and is left alone',
+      object: { ...fx.cronJob(), spec: { schedule: '0 3 * * *' } },
+      expect: (_m, r) => {
+        noChange(r);
+        skipMatches(r, /CronJob has no pod template/);
+      },
+    },
+    {
       name: 'a CronJob whose jobTemplate is null has no pod template and is left alone',
       object: { ...fx.cronJob(), spec: { schedule: '0 3 * * *', jobTemplate: null } },
       expect: (_m, r) => {
