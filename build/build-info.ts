@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 export interface BuildInfo {
   version: string;
-  /** The commit, with "-dirty" when tracked files differ from it; "unknown" outside git. */
+  /** The commit, with "-dirty" when the tree differs from it (untracked files too); "unknown" outside git. */
   revision: string;
   /** package.json's repository URL, else the origin remote's, else "unknown". */
   source: string;
@@ -34,7 +34,8 @@ export function packageVersion(dir: string): string {
 export function gitRevision(dir: string): string {
   const commit = git(dir, ['rev-parse', '--verify', '--quiet', 'HEAD']);
   if (!commit) return UNKNOWN;
-  const changed = git(dir, ['status', '--porcelain', '--untracked-files=no']);
+  // Untracked files count: the image's build context takes any file under src/ and build/.
+  const changed = git(dir, ['status', '--porcelain']);
   return changed ? `${commit}-dirty` : commit;
 }
 
