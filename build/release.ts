@@ -184,7 +184,12 @@ async function main(args: string[]): Promise<void> {
     if (git('tag', '--list', `v${version}`)) throw new ReleaseError(`tag v${version} exists already`);
     if (opts.imageArchive) throw new ReleaseError('--image-archive is for --dry-run only: a release builds its image from the release commit');
     const date = new Date().toISOString().slice(0, 10);
-    const changelog = releaseChangelog(readFileSync(join(ROOT, 'CHANGELOG.md'), 'utf8'), version, date);
+    let changelog: string;
+    try {
+      changelog = releaseChangelog(readFileSync(join(ROOT, 'CHANGELOG.md'), 'utf8'), version, date);
+    } catch (err) {
+      throw new ReleaseError((err as Error).message);
+    }
     step(`setting ${version} (was ${current}) in every carrier; CHANGELOG: Unreleased becomes ${version} - ${date}`);
     const written = setVersion(ROOT, version);
     writeFileSync(join(ROOT, 'CHANGELOG.md'), changelog);
