@@ -4,12 +4,12 @@
 //   node --import tsx --test test/release/release.test.ts      (npm test runs it)
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { releaseChangelog } from '../../build/changelog.ts';
-import { compareVersions } from '../../build/semver.ts';
+import { SEMVER, compareVersions } from '../../build/semver.ts';
 import { findPreviousRelease } from '../helm/previous-release.js';
 import { REPO_ROOT } from '../support/repo.js';
 
@@ -33,11 +33,16 @@ describe('CHANGELOG: Unreleased moves under the new version', () => {
     assert.throws(() => releaseChangelog('# Changelog\n', '1.0.0', '2026-12-06'), /no "## \[Unreleased\]" heading/);
   });
 
-  test("the repository's CHANGELOG.md has an Unreleased section the release can move once nothing is pending", async () => {
-    const { readFileSync } = await import('node:fs');
+  test("the repository's CHANGELOG.md: Unreleased on top, then releases as [X.Y.Z] - YYYY-MM-DD, newest first", () => {
     const text = readFileSync(join(REPO_ROOT, 'CHANGELOG.md'), 'utf8');
-    const settled = text.split('\n').filter((l) => !l.includes('(pending:')).join('\n');
-    assert.match(releaseChangelog(settled, '99.0.0', '2026-12-06'), /^## \[99\.0\.0\] - 2026-12-06$/m);
+    const headings = [...text.matchAll(/^## (.*)$/gm)].map((m) => m[1]!);
+    assert.equal(headings[0], '[Unreleased]');
+    const versions = headings.slice(1).map((h) => {
+      const m = /^\[(\S+)\] - \d{4}-\d\d-\d\d$/.exec(h);
+      assert.ok(m && SEMVER.test(m[1]!), `a release heading "## [X.Y.Z] - YYYY-MM-DD", not "## ${h}"`);
+      return m[1]!;
+    });
+    for (let i = 0; i + 1 < versions.length; i++) assert.ok(compareVersions(versions[i]!, versions[i + 1]!) > 0, `${versions[i]} above ${versions[i + 1]}`);
   });
 });
 
