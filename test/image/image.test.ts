@@ -31,11 +31,14 @@ import type { ServingCerts } from '../support/certs.js';
 import { applyStrict, decodePatch } from '../support/patch.js';
 import { REPO_ROOT } from '../support/repo.js';
 import { parseVersionLine } from '../release/version-line.js';
-import { TEST_IMAGE, buildImage, missingImageTools, openImage, removeImage, removeLeftovers, type BuiltImage, type OpenedImage } from './image.js';
+import { TEST_IMAGE, buildImage, buildah, missingImageTools, openImage, removeImage, removeLeftovers, type BuiltImage, type OpenedImage } from './image.js';
 
 const TPROXY = 'sidecar.istio.io/interceptionMode';
 // Where the SBOM is copied for CI to keep; .ci/run prints it.
 const ARTIFACTS = process.env.REALIP_ARTIFACTS ?? join(REPO_ROOT, 'artifacts');
+// When set, the built image is also written there as an OCI archive, for .ci/run's
+// `npm run release -- --dry-run --image-archive` to reuse instead of building the image again.
+const IMAGE_ARCHIVE = process.env.REALIP_IMAGE_ARCHIVE;
 const LOCK = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string }> };
 
 let built: BuiltImage;
@@ -82,6 +85,12 @@ describe('the image (Dockerfile built with buildah, run read-only as its USER)',
     await removeLeftovers();
     built = await buildImage(TEST_IMAGE);
     console.log(`# ${built.base}: ${built.baseSeconds.toFixed(0)} s; ${TEST_IMAGE} built in ${built.imageSeconds.toFixed(0)} s`);
+    if (IMAGE_ARCHIVE) {
+      const started = performance.now();
+      rmSync(IMAGE_ARCHIVE, { force: true });
+      await buildah(['push', '--quiet', TEST_IMAGE, `oci-archive:${IMAGE_ARCHIVE}:realip-webhook:${built.info.version}`], { timeoutMs: 5 * 60_000 });
+      console.log(`# ${IMAGE_ARCHIVE} written in ${((performance.now() - started) / 1000).toFixed(1)} s (revision ${built.info.revision})`);
+    }
     image = await openImage(TEST_IMAGE, tmpdir());
     work = await mkdtemp(join(tmpdir(), 'realip-image-'));
     certs = generateCertsForRegistration(join(work, 'certs'));
