@@ -24,7 +24,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY build ./build
 COPY src ./src
-# dist/cli.js is an esbuild bundle of the application and its packages (package.json "bundle").
+# dist/cli.js is an esbuild bundle of the application and its packages (build/bundle.ts).
 # build/runtime.ts reads the bundle's metafile and writes /runtime: node_modules with only the
 # packages the bundle leaves external, and an SBOM of every package in the image.
 # Declared here, not above npm ci, so a new commit does not rebuild the dependency layer.

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { packageVersion } from '../../build/build-info.ts';
 import { releaseChangelog } from '../../build/changelog.ts';
 import { SEMVER, compareVersions } from '../../build/semver.ts';
 import { findPreviousRelease } from '../helm/previous-release.js';
@@ -33,7 +34,7 @@ describe('CHANGELOG: Unreleased moves under the new version', () => {
     assert.throws(() => releaseChangelog('# Changelog\n', '1.0.0', '2026-12-06'), /no "## \[Unreleased\]" heading/);
   });
 
-  test("the repository's CHANGELOG.md: Unreleased on top, then releases as [X.Y.Z] - YYYY-MM-DD, newest first", () => {
+  test("the repository's CHANGELOG.md: Unreleased on top, then releases as [X.Y.Z] - YYYY-MM-DD, newest first, the newest package.json's", () => {
     const text = readFileSync(join(REPO_ROOT, 'CHANGELOG.md'), 'utf8');
     const headings = [...text.matchAll(/^## (.*)$/gm)].map((m) => m[1]!);
     assert.equal(headings[0], '[Unreleased]');
@@ -43,6 +44,8 @@ describe('CHANGELOG: Unreleased moves under the new version', () => {
       return m[1]!;
     });
     for (let i = 0; i + 1 < versions.length; i++) assert.ok(compareVersions(versions[i]!, versions[i + 1]!) > 0, `${versions[i]} above ${versions[i + 1]}`);
+    // package.json keeps the version of the last release until the next (none before the first).
+    if (versions.length > 0) assert.equal(versions[0], packageVersion(REPO_ROOT), "the newest release in the changelog is package.json's version");
   });
 });
 
