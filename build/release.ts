@@ -31,9 +31,9 @@ class ReleaseError extends Error {}
 
 const step = (what: string) => console.log(`release: ${what}`);
 
-function run(file: string, args: string[], opts: { cwd?: string } = {}): string {
+function run(file: string, args: string[]): string {
   try {
-    return execFileSync(file, args, { cwd: opts.cwd ?? ROOT, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return execFileSync(file, args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new ReleaseError(`${file} ${args.join(' ')} failed:\n${(e.stderr || e.message).trim().split('\n').slice(-20).join('\n')}`);
