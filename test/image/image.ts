@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildInfo, type BuildInfo } from '../../build/build-info.ts';
 import { findExecutable } from '../support/executables.js';
 import { REPO_ROOT } from '../support/repo.js';
 
@@ -53,14 +54,21 @@ export async function dockerfileNodeVersion(): Promise<string> {
 }
 
 export interface BuiltImage {
+  /** What the build args said: the image's OCI labels. */
+  info: BuildInfo;
   base: string;
   baseSeconds: number;
   imageSeconds: number;
 }
 
-/** The stand-in base (cached by Node version), then the Dockerfile as it is, tagged `tag`. */
+/**
+ * The stand-in base (cached by Node version), then the Dockerfile as it is, tagged `tag`, with the
+ * build args that name the build (version, revision, source, created) from package.json and git.
+ */
 export async function buildImage(tag: string): Promise<BuiltImage> {
   const started = performance.now();
+  const info = buildInfo(REPO_ROOT);
+  const labelArgs = Object.entries({ VERSION: info.version, REVISION: info.revision, SOURCE: info.source, CREATED: info.created }).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
   const base = (await run('bash', [join(HERE, 'base.sh'), await dockerfileNodeVersion()], { timeoutMs: 15 * 60_000 })).split('\n').at(-1)!;
   const baseSeconds = (performance.now() - started) / 1000;
   const volumes = ['-v', `${NPM_CACHE}:/root/.npm`];
@@ -73,13 +81,13 @@ export async function buildImage(tag: string): Promise<BuiltImage> {
     }
     await mkdir(NPM_CACHE, { recursive: true });
     await buildah(
-      ['bud', '--isolation', 'chroot', '--pull=never', '--build-arg', `NODE_IMAGE=${base}`, ...volumes, '--tag', tag, REPO_ROOT],
+      ['bud', '--isolation', 'chroot', '--pull=never', '--build-arg', `NODE_IMAGE=${base}`, ...labelArgs, ...volumes, '--tag', tag, REPO_ROOT],
       { timeoutMs: 15 * 60_000 },
     );
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-  return { base, baseSeconds, imageSeconds: (performance.now() - started) / 1000 - baseSeconds };
+  return { info, base, baseSeconds, imageSeconds: (performance.now() - started) / 1000 - baseSeconds };
 }
 
 /** Removes the image if it was built at all. */
@@ -94,6 +102,7 @@ export interface ImageConfig {
   WorkingDir: string;
   User: string;
   Env: string[];
+  Labels: Record<string, string>;
 }
 
 export interface OpenedImage {

@@ -9,6 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { packageVersion } from '../../build/build-info.ts';
 import { generatePolicies } from '../../src/policy/policies.js';
 import { copyManifests, REPO_ROOT } from '../support/repo.js';
 import { parse, parseAllDocuments } from 'yaml';
@@ -204,7 +205,7 @@ function assertCommon(objs: K8sObject[], opts: { matchConditions?: false } = {})
   assert.ok(pod.terminationGracePeriodSeconds >= 10 && pod.terminationGracePeriodSeconds <= 60);
 
   const c = containerOf(objs);
-  assert.equal(c.image, 'realip-webhook:0.1.0');
+  assert.equal(c.image, `realip-webhook:${packageVersion(REPO_ROOT)}`, 'the image tag is the package version');
   assert.equal(c.command, undefined, 'the image ENTRYPOINT (node dist/cli.js serve) is used');
   const sc = c.securityContext;
   assert.equal(sc.readOnlyRootFilesystem, true);

@@ -53,12 +53,13 @@ export interface ServeProcess {
 /**
  * Spawns `realip-webhook serve --host 127.0.0.1` on two free ports (HTTPS and metrics) plus `flags`,
  * without waiting for it: the caller awaits the log line that means ready for what it tests.
- * The caller kills the process if a test ends early.
+ * The caller kills the process if a test ends early. `cli`: a built bundle to run instead of the source.
  */
-export async function spawnServe(home: string, flags: string[]): Promise<ServeProcess> {
+export async function spawnServe(home: string, flags: string[], opts: { cli?: string } = {}): Promise<ServeProcess> {
   const [port, metricsPort] = (await freePorts(2)) as [number, number];
   const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port', String(metricsPort), ...flags];
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI_SOURCE, ...args], {
+  const program = opts.cli ? [opts.cli] : ['--import', 'tsx', CLI_SOURCE];
+  const proc = spawn(process.execPath, [...program, ...args], {
     cwd: REPO_ROOT,
     env: noClusterEnv(home),
     stdio: ['ignore', 'pipe', 'pipe'],
