@@ -224,6 +224,15 @@ test('no drift: watchNodes=true vs components/watch-nodes', () => {
   assert.deepEqual(driftBetween(helm, kustomizeComposed('overlays/cert-manager', ['components/watch-nodes'])), []);
 });
 
+test('no drift: repair=false vs components/no-repair, alone and with watch-nodes', () => {
+  const helm = helmTemplate({ values: { tls: { mode: 'cert-manager' }, repair: false } });
+  assert.deepEqual(driftBetween(helm, kustomizeComposed('overlays/cert-manager', ['components/no-repair'])), []);
+  const rules = one(helm, 'ClusterRole').rules.map((r: Any) => r.resources.join(','));
+  assert.deepEqual(rules, ['namespaces']);
+  const both = helmTemplate({ values: { tls: { mode: 'cert-manager' }, repair: false, watchNodes: true } });
+  assert.deepEqual(driftBetween(both, kustomizeComposed('overlays/cert-manager', ['components/no-repair', 'components/watch-nodes'])), []);
+});
+
 test('no drift: tls.mode=helm, failClosed and watchNodes vs overlays/plain with both components', () => {
   const helm = helmTemplate({ values: { failClosed: true, watchNodes: true } });
   const plain = kustomizeComposed('overlays/plain', ['components/fail-closed', 'components/watch-nodes']);
