@@ -209,8 +209,8 @@ export class Repairer {
     try {
       await this.bounded((s) => this.http.send('PATCH', path, [...guard, ...ops], s, 'application/json-patch+json'));
     } catch (err) {
-      if (err instanceof KubeApiError && [404, 409, 422].includes(err.status)) {
-        // Deleted, or changed since (by the other replica's repair, say): the watch brings the new version.
+      // Deleted, or changed since (by the other replica's repair, say): the watch brings the new version.
+      if (err instanceof KubeApiError && (err.status === 404 || err.status === 409 || (err.status === 422 && (await this.changedSince(path, target))))) {
         this.log.debug({ ...fields, err: err.message }, 'repair: Service changed or gone since it was judged');
         return;
       }
@@ -221,6 +221,19 @@ export class Repairer {
     await this.createEvent(target, 'Normal', REASON_REPAIRED, repairedMessage({ changes }), fields).catch((err: unknown) => {
       this.log.warn({ ...fields, err: errorMessage(err) }, 'repair: the Event on the repaired Service could not be written');
     });
+  }
+
+  /**
+   * A failed JSON-patch test and a refused change both answer 422 with the same message: the
+   * Service's resourceVersion now tells them apart.
+   */
+  private async changedSince(path: string, target: EventTarget): Promise<boolean> {
+    try {
+      const now = await this.bounded((s) => this.http.getJson<ListedObject>(path, {}, s));
+      return now.metadata?.resourceVersion !== target.resourceVersion;
+    } catch (err) {
+      return err instanceof KubeApiError && err.status === 404;
+    }
   }
 
   private async report(target: EventTarget, changes: string[], fields: object): Promise<void> {

@@ -342,7 +342,7 @@ test('overlays/plain renders with certs/generate.sh output; caBundle is the gene
 const NAMESPACES_RULE = { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] };
 /** What serve's repair reads (every kind the webhook mutates but Pods) and writes (Services, Events). */
 const REPAIR_RULES = [
-  { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch', 'patch'] },
+  { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets', 'daemonsets'], verbs: ['list', 'watch'] },
   { apiGroups: ['batch'], resources: ['jobs', 'cronjobs'], verbs: ['list', 'watch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
