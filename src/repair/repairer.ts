@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { AUDITED_KINDS, type AuditedKind, type ListedObject } from '../commands/audit-scan.js';
 import { errorMessage } from '../errors.js';
 import { KubeApiError, KubeHttp } from '../kube/kube-http.js';
-import { ListWatchCache, type ListWatchTuning, type WatchedResource } from '../kube/list-watch-cache.js';
+import { ListWatchCache, type WatchedResource } from '../kube/list-watch-cache.js';
 import type { CachedNamespace } from '../namespaces/kube-namespace-cache.js';
 import {
   REASON_REPAIRED,
@@ -37,10 +37,6 @@ export interface RepairerOptions {
   reporter?: RepairReporter;
   /** reportingInstance of the Events: the pod's hostname. */
   instance: string;
-  /** Tuning of the watches (tests shorten them). */
-  watch?: ListWatchTuning;
-  /** Bound on each write. */
-  writeTimeoutMs?: number;
   /** Waits before the retries of a failed write (and of an object whose namespace is not cached yet). */
   retryDelaysMs?: readonly number[];
 }
@@ -59,6 +55,8 @@ interface Job {
 }
 
 const DEFAULT_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000];
+/** Bound on each discovery GET and write: a stuck request must not hold up the queue. */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 function plural(kind: string): string {
   return `${kind.toLowerCase()}s`;
@@ -79,7 +77,6 @@ export class Repairer {
   private readonly unknownOptIn = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly retryDelaysMs: readonly number[];
-  private readonly writeTimeoutMs: number;
   private working = false;
   private stopped = new AbortController();
 
@@ -90,7 +87,6 @@ export class Repairer {
   ) {
     this.http = new KubeHttp(kubeConfig);
     this.retryDelaysMs = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
-    this.writeTimeoutMs = options.writeTimeoutMs ?? 10_000;
   }
 
   /** Finds the served version of each kind, then starts its watch. */
@@ -105,7 +101,6 @@ export class Repairer {
       }
       // Raw JSON from the API server: a ListedObject (client-node's types would say Date for timestamps).
       const cache = new ListWatchCache<KubernetesObject>(this.kubeConfig, this.log, {
-        ...this.options.watch,
         path: collectionPath(apiVersion, audited.kind),
         resource: audited.kind.toLowerCase(),
         // Nothing is kept: each object is judged as it comes, in every list and event.
@@ -306,9 +301,9 @@ export class Repairer {
     this.timers.add(timer);
   }
 
-  /** Runs `request` with an abort after writeTimeoutMs or on stop(). */
+  /** Runs `request` with an abort after REQUEST_TIMEOUT_MS or on stop(). */
   private async bounded<R>(request: (signal: AbortSignal) => Promise<R>): Promise<R> {
-    const signal = AbortSignal.any([this.stopped.signal, AbortSignal.timeout(this.writeTimeoutMs)]);
+    const signal = AbortSignal.any([this.stopped.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
     return request(signal);
   }
 }
