@@ -52,7 +52,7 @@ function whyCluster(facts: L4Facts): { why: string; fix: string } {
     return { why: `opted out: ${setting.from}=Cluster`, fix };
   }
   if (driftOf(service, SERVICE_KIND, 'v1', namespace, labelPrefix)) {
-    return { why: `namespace ${ns} is opted in and the webhook would set Local today: the Service was created before the opt-in (or while the webhook was down)`, fix: auditFix };
+    return { why: `the Service was created before the opt-in of namespace ${ns}, or while the webhook was down: the webhook would set Local today`, fix: auditFix };
   }
   return { why: 'the webhook would not change it', fix: `set spec.externalTrafficPolicy: Local on Service ${ref(service)}` };
 }

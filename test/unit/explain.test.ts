@@ -1,8 +1,9 @@
 // explain's hops as pure functions: cluster facts in, verdicts out, no server. The same hops on a
 // real API server built with kubectl run in test/e2e/explain.test.ts.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { cloudAnnotationsOf } from '../../src/explain/cloud-annotations.js';
+import { CLOUD_ANNOTATIONS, cloudAnnotationsOf } from '../../src/explain/cloud-annotations.js';
 import { entryHop, type EntryFacts } from '../../src/explain/entry.js';
 import { explain, formatTable, type ExplainFacts, type ServiceFacts } from '../../src/explain/explain.js';
 import { known, type Readable } from '../../src/explain/hop.js';
@@ -174,6 +175,13 @@ describe('L4', () => {
     const r = l4(service('web', 'LoadBalancer', { policy: 'Cluster', annotations: { 'service.beta.kubernetes.io/do-loadbalancer-enable-proxy-protocol': 'true' } }));
     assert.equal(r.hop.verdict, 'kept');
     assert.equal(r.proxyProtocol, true);
+  });
+
+  test('docs/explain.md lists every row of the cloud annotation table, in its order', () => {
+    const doc = readFileSync(new URL('../../docs/explain.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## Cloud annotations'), doc.indexOf('## RBAC'));
+    const documented = [...section.matchAll(/^\| ([^|]+) \| `([^`]+)` \|/gm)].map((m) => [m[1], m[2]]);
+    assert.deepEqual(documented, CLOUD_ANNOTATIONS.map((row) => [row.cloud, row.key]));
   });
 
   test('the cloud table matches values, not just keys', () => {
