@@ -9,7 +9,6 @@ import { known, type Readable } from '../explain/hop.js';
 import { controllerWorkload, nginxConfigMapRef } from '../explain/l7.js';
 import { namespaceOf, type ConfigMap, type Service, type Workload } from '../explain/objects.js';
 import { KubeAuditCluster } from './audit-cluster.js';
-import type { NamespaceInfo } from './audit-scan.js';
 
 /** Bad input: exit 2 with this one line. */
 export class ExplainInputError extends Error {
@@ -67,7 +66,7 @@ export class ExplainReader {
       namespace: await attempt(`get namespace ${ns}`, async () => {
         const found = await this.cluster.namespace(ns);
         if (!found) throw new Error('not found');
-        return found satisfies NamespaceInfo;
+        return found;
       }),
       slices: await this.listServed(['discovery.k8s.io/v1', 'discovery.k8s.io/v1beta1'], 'EndpointSlice', ns, `kubernetes.io/service-name=${service.metadata?.name}`),
       pods: await this.listServed(['v1'], 'Pod', ns),

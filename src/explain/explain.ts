@@ -39,6 +39,7 @@ export interface Report {
   exitCode: 0 | 1;
 }
 
+/** Each hop puts the line that decides its verdict last. */
 function lastReason(hop: Hop): string {
   return hop.evidence.at(-1) ?? hop.verdict;
 }
@@ -62,7 +63,7 @@ function sentence(entry: Entry, hops: Hop[], proxyProtocol: boolean): string {
           ? `${SEES.client} in the PROXY protocol header`
           : SEES.client;
   const risk = hops.find((h) => h.verdict === 'at risk');
-  return risk ? `The app sees ${seen}, at risk at ${risk.hop}: ${risk.evidence.find((e) => e.startsWith('every') || e.startsWith('no ready') || e.startsWith('use-')) ?? lastReason(risk)}.` : `The app sees ${seen}.`;
+  return risk ? `The app sees ${seen}, at risk at ${risk.hop}: ${lastReason(risk)}.` : `The app sees ${seen}.`;
 }
 
 export function explain(facts: ExplainFacts): Report {
@@ -72,21 +73,19 @@ export function explain(facts: ExplainFacts): Report {
   let proxyProtocol = false;
   const pod = (behindL7Proxy: boolean) => inThePodHop({ ...app, labelPrefix, behindL7Proxy });
 
-  if (path.path === 'in-cluster') {
-    hops.push(pod(false));
-  } else {
-    const l4Scope = path.path === 'direct' ? app : facts.controller;
+  if (path.path !== 'in-cluster') {
+    const behindProxy = path.path === 'proxy';
+    const l4Scope = behindProxy ? facts.controller : app;
+    const notFound = "unknown (the controller's Service was not found: see entry)";
     if (!l4Scope) {
-      hops.push(
-        { hop: 'L4', verdict: 'unknown', evidence: ["unknown (the controller's Service was not found: see entry)"] },
-        { hop: 'spread', verdict: 'unknown', evidence: ["unknown (the controller's Service was not found: see entry)"] },
-      );
+      hops.push({ hop: 'L4', verdict: 'unknown', evidence: [notFound] }, { hop: 'spread', verdict: 'unknown', evidence: [notFound] }, pod(true));
+      hops.push({ hop: 'L7', verdict: 'unknown', evidence: [notFound] });
     } else {
       const l4 = l4Hop({ service: l4Scope.service, namespace: l4Scope.namespace, labelPrefix });
       proxyProtocol = l4.proxyProtocol;
-      hops.push(l4.hop, spreadHop({ ...l4Scope, nodes: facts.nodes, labelPrefix, viaLocalNodePorts: l4.viaLocalNodePorts }));
-      if (path.path === 'proxy') {
-        hops.push(pod(true), l7Hop({
+      hops.push(l4.hop, spreadHop({ ...l4Scope, nodes: facts.nodes, labelPrefix, viaLocalNodePorts: l4.viaLocalNodePorts }), pod(behindProxy));
+      if (behindProxy) {
+        hops.push(l7Hop({
           controller: path.controller,
           controllerService: l4Scope.service,
           workloads: l4Scope.workloads,
@@ -94,13 +93,10 @@ export function explain(facts: ExplainFacts): Report {
           l4Kept: l4.hop.verdict === 'kept',
           proxyProtocol,
         }));
-      } else {
-        hops.push(pod(false));
       }
     }
-    if (path.path === 'proxy' && !l4Scope) {
-      hops.push(pod(true), { hop: 'L7', verdict: 'unknown', evidence: ["unknown (the controller's Service was not found: see entry)"] });
-    }
+  } else {
+    hops.push(pod(false));
   }
   return {
     service: ref(app.service),

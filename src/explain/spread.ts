@@ -81,7 +81,7 @@ export function spreadHop(facts: SpreadFacts): Hop {
     return {
       hop,
       verdict: 'at risk',
-      evidence: [...evidence, `every ready endpoint is on node ${[...onNodes][0]}: the load balancer has one backend, the other ${nodes.length - 1} node(s) fail its health check`, note.evidence],
+      evidence: [...evidence, note.evidence, `every ready endpoint is on node ${[...onNodes][0]}: the load balancer has one backend, the other ${nodes.length - 1} node(s) fail its health check`],
       fix: note.fix,
     };
   }
@@ -90,7 +90,7 @@ export function spreadHop(facts: SpreadFacts): Hop {
     return {
       hop,
       verdict: 'at risk',
-      evidence: [...evidence, `every ready endpoint is in zone ${[...endpointZones][0]}: one zone's outage takes every backend`, note.evidence],
+      evidence: [...evidence, note.evidence, `every ready endpoint is in zone ${[...endpointZones][0]}: one zone's outage takes every backend`],
       fix: note.fix,
     };
   }
