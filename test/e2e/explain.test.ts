@@ -139,6 +139,21 @@ async function kubeconfigAs(user: string): Promise<string> {
   return path;
 }
 
+const GATEWAY_CRDS = ['gatewayclasses', 'gateways', 'httproutes'];
+
+/** The standard-channel CRDs of the Gateway API release test/gateway-api/go.mod pins, from Go's module cache. */
+async function gatewayApiCrds(): Promise<string> {
+  const dir = await new Promise<string>((resolve, reject) => {
+    execFile('go', ['mod', 'download', '-json', 'sigs.k8s.io/gateway-api'], {
+      cwd: join(ROOT, 'test', 'gateway-api'),
+      env: { ...process.env, GOMODCACHE: '/var/cache/realip-webhook/go/mod', GOFLAGS: '-mod=readonly' },
+      encoding: 'utf8',
+    }, (err, stdout, stderr) => (err ? reject(new Error(`go mod download sigs.k8s.io/gateway-api (test/gateway-api): ${stderr || err.message}`)) : resolve((JSON.parse(stdout) as { Dir: string }).Dir)));
+  });
+  const files = await Promise.all(GATEWAY_CRDS.map((c) => readFile(join(dir, 'config', 'crd', 'standard', `gateway.networking.k8s.io_${c}.yaml`), 'utf8')));
+  return files.join('\n---\n');
+}
+
 const NGINX_LABELS = { 'app.kubernetes.io/name': 'ingress-nginx', 'app.kubernetes.io/instance': 'ingress-nginx', 'app.kubernetes.io/component': 'controller' };
 const labelList = (l: Record<string, string>) => Object.entries(l).map(([k, v]) => `${k}=${v}`);
 
@@ -283,6 +298,44 @@ describe('realip-webhook explain (real kube-apiserver)', { timeout: 180_000 }, (
     assert.equal(risky.verdicts['L7'], 'at risk');
     assert.equal(risky.code, 1);
     await cluster.kubectl(['patch', 'configmap', 'ingress-nginx-controller', '-n', 'ingress-nginx', '--type', 'merge', '-p', '{"data":{"use-proxy-protocol":"false"}}']);
+  });
+
+  // Gateway API's CRDs validate with CEL (x-kubernetes-validations), which Kubernetes 1.20 lacks.
+  test('an HTTPRoute through a Gateway: the Service labelled with the Gateway name is L4; L7 of its controller unknown', { skip: !atLeast('1.25') && 'Gateway API v1.4 CRDs need Kubernetes 1.25+ (CEL validation); this release is older' }, async () => {
+    await apply(await gatewayApiCrds());
+    await cluster.kubectl(['wait', '--for', 'condition=established', '--timeout', '60s', ...GATEWAY_CRDS.map((c) => `crd/${c}.gateway.networking.k8s.io`)]);
+    await cluster.kubectl(['create', 'namespace', 'gateway']);
+    await apply(`apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: istio}
+spec: {controllerName: istio.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: gateway}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: backend, namespace: shop}
+spec:
+  parentRefs: [{name: edge, namespace: gateway}]
+  rules: [{backendRefs: [{name: gw-backend, port: 80}]}]
+---
+${service('gateway', 'edge-istio', 'LoadBalancer', { policy: 'Local', labels: { 'gateway.networking.k8s.io/gateway-name': 'edge' } })}
+${deployment('gateway', 'edge-istio', { app: 'edge-istio' })}
+${service('shop', 'gw-backend', 'ClusterIP', { selector: { app: 'tproxy' } })}`);
+    await replicas('gateway', 'edge-istio', { nodes: ['node-a', 'node-b'] });
+    await apply(endpointSlice('shop', 'gw-backend', [{ node: 'node-a', pod: 'tproxy-5d8f7c-0' }, { node: 'node-b', pod: 'tproxy-5d8f7c-1' }]));
+
+    const r = await explain('shop', 'gw-backend');
+    assert.deepEqual(r.verdicts, { entry: 'kept', L4: 'kept', spread: 'kept', 'in the pod': 'kept', L7: 'unknown' });
+    assert.match(r.evidence('entry'), /HTTPRoute shop\/backend sends to it through Gateway gateway\/edge \(class istio, controller istio\.io\/gateway-controller\)/);
+    assert.match(r.evidence('entry'), /the controller's own Service is gateway\/edge-istio/);
+    assert.match(r.report['verdict'], /^Cannot tell what the app sees: L7 is unknown \(controller istio\.io\/gateway-controller: explain reads the configuration of k8s\.io\/ingress-nginx only\)/);
+    assert.equal(r.code, 1);
   });
 
   test('an Ingress of a class whose controller Service cannot be told: unknown, not a guess', async () => {
