@@ -81,7 +81,11 @@ export function spreadHop(facts: SpreadFacts): Hop {
     return {
       hop,
       verdict: 'at risk',
-      evidence: [...evidence, note.evidence, `every ready endpoint is on node ${[...onNodes][0]}: the load balancer has one backend, the other ${nodes.length - 1} node(s) fail its health check`],
+      evidence: [...evidence, note.evidence, `every ready endpoint is on node ${[...onNodes][0]}: ${
+        facts.service.spec?.type === 'LoadBalancer'
+          ? `the load balancer has one backend, the other ${nodes.length - 1} node(s) fail its health check`
+          : `clients of the other ${nodes.length - 1} node(s)' node port are dropped`
+      }`],
       fix: note.fix,
     };
   }

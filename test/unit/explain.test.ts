@@ -218,6 +218,12 @@ describe('spread', () => {
     assert.equal(hop.fix, 'kubectl rollout restart deployment/web -n shop');
   });
 
+  test('a NodePort Service on one node of two: the other node drops its clients (no load balancer to take it out)', () => {
+    const hop = spreadHop({ ...facts({ slices: [slice({ node: 'n1' })] }), service: service('web', 'NodePort', { policy: 'Local' }) });
+    assert.equal(hop.verdict, 'at risk');
+    assert.equal(hop.evidence.at(-1), "every ready endpoint is on node n1: clients of the other 1 node(s)' node port are dropped");
+  });
+
   test('one node of two, anti-affinity present: at risk, the fix is more nodes or required', () => {
     const hop = spreadHop(facts({
       slices: [slice({ node: 'n1', pod: 'web-1' })],
