@@ -15,13 +15,14 @@ export class ExplainInputError extends Error {
   override name = 'ExplainInputError';
 }
 
-/** Every permission explain uses, for --help and docs/explain.md. */
-export const EXPLAIN_RBAC: readonly string[] = [
-  'get services, namespaces, configmaps (the ingress-nginx ConfigMap)',
-  'list services (all namespaces), endpointslices, pods, nodes',
-  'list deployments, replicasets, statefulsets, daemonsets (apps)',
-  'list ingresses, ingressclasses (networking.k8s.io)',
-  'list httproutes, gateways, gatewayclasses (gateway.networking.k8s.io), when served',
+/** Every permission explain uses, as ClusterRole rules: --help prints them, docs/explain.md shows them (a unit test compares). */
+export const EXPLAIN_RBAC: readonly { apiGroups: string[]; resources: string[]; verbs: string[] }[] = [
+  { apiGroups: [''], resources: ['services', 'namespaces', 'configmaps'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['services', 'pods', 'nodes'], verbs: ['list'] },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] },
+  { apiGroups: ['apps'], resources: ['deployments', 'replicasets', 'statefulsets', 'daemonsets'], verbs: ['list'] },
+  { apiGroups: ['networking.k8s.io'], resources: ['ingresses', 'ingressclasses'], verbs: ['list'] },
+  { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes', 'gateways', 'gatewayclasses'], verbs: ['list'] },
 ];
 
 const GATEWAY_VERSIONS = ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'];

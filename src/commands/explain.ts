@@ -28,7 +28,7 @@ export function explainUsage(): string {
     '  --label-prefix P        prefix of the webhook\'s labels and annotations (default realip.io)',
     '',
     'RBAC it reads with (a permission it lacks makes that hop "unknown (cannot list X: forbidden)"):',
-    ...EXPLAIN_RBAC.map((r) => `  ${r}`),
+    ...EXPLAIN_RBAC.map((r) => `  ${r.verbs.join(', ')} ${r.resources.join(', ')}${r.apiGroups[0] ? ` (${r.apiGroups[0]})` : ''}`),
     '',
     'Exit status: 0 the client IP reaches the app, 1 it is lost or at risk on some hop (or a hop is',
     'unknown, or the Service could not be read), 2 bad flags or a Service that does not exist.',

@@ -2,7 +2,7 @@
 // how. One row per annotation: add a cloud by adding a row.
 import type { Labels } from '../mutation/settings.js';
 
-export type CloudEffect =
+type CloudEffect =
   /** The LB sends to pod IPs, not node ports: externalTrafficPolicy does not matter. */
   | { kind: 'direct-to-pod'; keepsClientIp: 'yes' | 'only with preserve' }
   /** The LB prepends a PROXY protocol header carrying the client's address. */
@@ -38,7 +38,7 @@ export const CLOUD_ANNOTATIONS: readonly CloudAnnotation[] = [
   { cloud: 'Linode', key: 'service.beta.kubernetes.io/linode-loadbalancer-default-proxy-protocol', applies: (v) => v === 'v1' || v === 'v2', effect: { kind: 'proxy-protocol' } },
 ];
 
-export interface FoundAnnotation {
+interface FoundAnnotation {
   row: CloudAnnotation;
   value: string;
 }

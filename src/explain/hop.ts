@@ -24,10 +24,6 @@ export type Readable<T> = { ok: true; value: T } | { ok: false; reason: string }
 
 export const known = <T>(value: T): Readable<T> => ({ ok: true, value });
 
-export function unknownHop(hop: HopName, reason: string, evidence: string[] = []): Hop {
-  return { hop, verdict: 'unknown', evidence: [...evidence, `unknown (${reason})`] };
-}
-
 /** Words the final sentence and the data-path test rely on: the pod saw exactly these. */
 export const SEES = {
   client: 'the client IP',

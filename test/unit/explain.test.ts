@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { EXPLAIN_RBAC } from '../../src/commands/explain-cluster.js';
 import { CLOUD_ANNOTATIONS, cloudAnnotationsOf } from '../../src/explain/cloud-annotations.js';
 import { entryHop, type EntryFacts } from '../../src/explain/entry.js';
 import { explain, formatTable, type ExplainFacts, type ServiceFacts } from '../../src/explain/explain.js';
@@ -68,6 +70,12 @@ function pod(name: string, o: { rs?: string; node?: string; proxy?: 'REDIRECT' |
     },
   };
 }
+
+test('the ClusterRole docs/explain.md shows has exactly the rules explain --help lists', () => {
+  const doc = readFileSync(new URL('../../docs/explain.md', import.meta.url), 'utf8');
+  const yaml = /<<'YAML'\n([\s\S]*?kind: ClusterRole\n[\s\S]*?)\nYAML/.exec(doc)?.[1];
+  assert.deepEqual((parse(yaml!) as { rules: unknown }).rules, EXPLAIN_RBAC);
+});
 
 describe('entry', () => {
   const base = (svc: Service, o: Partial<EntryFacts> = {}): EntryFacts => ({
