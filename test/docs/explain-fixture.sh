@@ -39,6 +39,12 @@ spec:
 YAML
 rs_uid=$(kubectl -n "$ns" get replicaset "$name-7c9d5" -o jsonpath='{.metadata.uid}')
 
+# Read once into a variable: `kubectl api-versions | grep -q` fails under pipefail when grep
+# stops reading first.
+api_versions=$(kubectl api-versions)
+discovery=v1beta1
+grep -qx discovery.k8s.io/v1 <<<"$api_versions" && discovery=v1
+
 endpoints=
 for i in 0 1; do
   node=node-$([ $i = 0 ] && echo a || echo b)
@@ -55,13 +61,12 @@ spec:
   containers: [{name: echoserver, image: registry.k8s.io/echoserver:1.4}]
 YAML
   # discovery.k8s.io/v1 (1.21+) names the node; v1beta1 (1.20) puts it in topology.
-  if kubectl api-versions | grep -qx discovery.k8s.io/v1; then where="nodeName: $node"; else where="topology: {kubernetes.io/hostname: $node}"; fi
+  if [ $discovery = v1 ]; then where="nodeName: $node"; else where="topology: {kubernetes.io/hostname: $node}"; fi
   endpoints+="  - {addresses: [10.244.$i.10], conditions: {ready: true}, targetRef: {kind: Pod, name: $name-7c9d5-$i, namespace: $ns}, $where}
 "
 done
-version=$(kubectl api-versions | grep -qx discovery.k8s.io/v1 && echo v1 || echo v1beta1)
 kubectl apply -f - >/dev/null <<YAML
-apiVersion: discovery.k8s.io/$version
+apiVersion: discovery.k8s.io/$discovery
 kind: EndpointSlice
 metadata: {name: $name-x7k2p, namespace: $ns, labels: {kubernetes.io/service-name: $name}}
 addressType: IPv4
