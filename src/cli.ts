@@ -2,6 +2,7 @@
 // realip-webhook <command> [flags]. Each command parses its own flags; a ConfigError is a usage
 // error (exit 2), anything else a failure (exit 1).
 import { auditUsage, runAuditCommand } from './commands/audit.js';
+import { explainUsage, runExplain } from './commands/explain.js';
 import { runMutate, mutateUsage } from './commands/mutate.js';
 import { policyUsage, runPolicy } from './commands/policy.js';
 import { ConfigError, parseServeConfig, serveUsage } from './config.js';
@@ -33,6 +34,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'list existing objects that differ from what the webhook would make; --fix services',
     usage: auditUsage,
     run: runAuditCommand,
+  },
+  explain: {
+    summary: 'say hop by hop where a Service\'s client IP is kept or lost on a live cluster (read-only)',
+    usage: explainUsage,
+    run: runExplain,
   },
   policy: {
     summary: 'print the same rules as admission policies for Kubernetes 1.36+ (kubectl apply -f -)',

@@ -56,12 +56,13 @@ export class KubeAuditCluster implements AuditCluster {
     return undefined;
   }
 
-  async list(apiVersion: string, kind: string, namespace: string): Promise<ListedObject[]> {
+  /** Without a namespace: every namespace's (or a cluster-scoped kind's) objects. */
+  async list(apiVersion: string, kind: string, namespace: string | undefined, labelSelector?: string): Promise<ListedObject[]> {
     const items: ListedObject[] = [];
     let continueToken: string | undefined;
     do {
       const page = await this.objects.list(
-        apiVersion, kind, namespace, undefined, undefined, undefined, undefined, undefined, PAGE_SIZE, continueToken,
+        apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector, PAGE_SIZE, continueToken,
       );
       // List items carry no apiVersion and kind of their own.
       items.push(...page.items.map((item) => ({ ...(item as ListedObject), apiVersion, kind })));

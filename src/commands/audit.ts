@@ -40,7 +40,7 @@ export function auditUsage(): string {
 }
 
 /** Default kubeconfig loading, refusing its last resort (http://localhost:8080, no credentials). */
-function loadKubeConfig(path: string | undefined): KubeConfig {
+export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kubeConfig = new KubeConfig();
   if (path !== undefined) {
     try {

@@ -88,5 +88,22 @@ function suite(mode: ProxyMode): void {
         { node: 'node2', policy: 'Local', podSees: DROPPED, healthCheck: '503, localEndpoints 0' },
       ]);
     });
+
+    test('`explain` says "node IP" exactly where the pod saw a node IP, "client IP" where it saw the client', () => {
+      const nodeIps: string[] = Object.values(NODE_IPS);
+      const services = new Map(measured.rows.map((r) => [`${r.namespace} ${r.service}`, measured.rows.filter((o) => o.namespace === r.namespace && o.service === r.service)]));
+      assert.equal(services.size, 6);
+      for (const [which, rows] of services) {
+        const { explainSays, explainExit } = rows[0]!;
+        const sawNode = rows.some((r) => nodeIps.includes(r.podSees));
+        const sawClient = rows.some((r) => r.podSees === CLIENT_IP);
+        assert.notEqual(sawNode, sawClient, `${which}: the wire shows one or the other`);
+        assert.equal(/\bnode IP\b/.test(explainSays), sawNode, `${which}: ${explainSays}`);
+        assert.equal(/\bclient IP\b/.test(explainSays), sawClient, `${which}: ${explainSays}`);
+        // Where the pod saw the client, node2 dropped the traffic: explain calls that one backend.
+        if (sawClient) assert.match(explainSays, /, at risk at spread: every ready endpoint is on node node1/, which);
+        assert.equal(explainExit, 1, which);
+      }
+    });
   });
 }

@@ -70,8 +70,8 @@ export interface Lab extends ClusterWithWebhook {
   waitProgrammed(ns: string, name: string): Promise<Obj>;
   /** GET http://<node IP>:<port>/ from the client namespace. */
   get(node: NodeName, port: number): Promise<HttpAnswer>;
-  /** `realip-webhook audit` of the built CLI against the cluster. */
-  audit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** `realip-webhook <command>` of the built CLI against the cluster (audit, explain). */
+  cli(command: 'audit' | 'explain', args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** Log tails of every process, for a failure message. */
   logs(): Promise<string>;
 }
@@ -83,6 +83,16 @@ export function service(name: string, ns: string, type: 'NodePort' | 'LoadBalanc
     kind: 'Service',
     metadata: { name, namespace: ns },
     spec: { type, selector: { app: name }, ports: [{ port: 80, targetPort: POD_PORT, protocol: 'TCP' }] },
+  };
+}
+
+/** The Pod object behind node1's pod server, as the scheduler would leave it (no kubelet runs it). */
+export function pod(serviceName: string, ns: string): Obj {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `${serviceName}-pod`, namespace: ns, labels: { app: serviceName } },
+    spec: { nodeName: 'node1', containers: [{ name: 'app', image: 'registry.k8s.io/echoserver:1.4' }] },
   };
 }
 
@@ -98,7 +108,7 @@ export function endpointSlice(serviceName: string, ns: string): Obj {
     metadata: { name: `${serviceName}-pod`, namespace: ns, labels: { 'kubernetes.io/service-name': serviceName } },
     addressType: 'IPv4',
     ports: [{ name: '', port: POD_PORT, protocol: 'TCP' }],
-    endpoints: [{ addresses: [POD_IP], conditions: { ready: true }, ...onNode1 }],
+    endpoints: [{ addresses: [POD_IP], conditions: { ready: true }, targetRef: { kind: 'Pod', name: `${serviceName}-pod`, namespace: ns }, ...onNode1 }],
   };
 }
 
@@ -107,7 +117,11 @@ function node(name: NodeName): Obj {
     apiVersion: 'v1',
     kind: 'Node',
     metadata: { name, labels: { [HOSTNAME]: name } },
-    status: { addresses: [{ type: 'InternalIP', address: NODE_IPS[name] }, { type: 'Hostname', address: name }] },
+    // Ready, as a kubelet would report it: explain counts only ready, schedulable nodes.
+    status: {
+      addresses: [{ type: 'InternalIP', address: NODE_IPS[name] }, { type: 'Hostname', address: name }],
+      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'set by the test' }],
+    },
   };
 }
 
@@ -292,10 +306,10 @@ export async function startLab(mode: ProxyMode = 'iptables'): Promise<Lab> {
       return svc;
     };
 
-    const audit = (args: string[]) =>
+    const cli = (command: 'audit' | 'explain', args: string[]) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
         const env = { PATH: process.env['PATH'], HOME: dir };
-        execFile(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'audit', '--kubeconfig', c.kubeconfig, ...args], { cwd: ROOT, env, encoding: 'utf8' }, (err, stdout, stderr) => {
+        execFile(process.execPath, [join(ROOT, 'dist', 'cli.js'), command, ...args, '--kubeconfig', c.kubeconfig], { cwd: ROOT, env, encoding: 'utf8' }, (err, stdout, stderr) => {
           if (err && typeof err.code !== 'number') return reject(err);
           resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
         });
@@ -311,7 +325,7 @@ export async function startLab(mode: ProxyMode = 'iptables'): Promise<Lab> {
       }, { timeoutMs: PROGRAMMED_TIMEOUT_MS, intervalMs: 250 });
     }
 
-    return { cluster: c, webhook: control.webhook, dir, create, waitUntilMutating, waitProgrammed, get, audit, logs, stop };
+    return { cluster: c, webhook: control.webhook, dir, create, waitUntilMutating, waitProgrammed, get, cli, logs, stop };
   } catch (err) {
     const tails = await logs();
     await stop();

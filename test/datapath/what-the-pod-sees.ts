@@ -5,7 +5,7 @@
 // `realip-webhook audit --fix services`.
 import { getJson, type Obj } from '../e2e/webhook-harness.js';
 import { ENABLED, namespace } from './cluster-with-webhook.js';
-import { NODE_NAMES, endpointSlice, service, type HttpAnswer, type Lab, type NodeName } from './lab.js';
+import { NODE_NAMES, endpointSlice, pod, service, type HttpAnswer, type Lab, type NodeName } from './lab.js';
 
 export type ServiceType = 'NodePort' | 'LoadBalancer';
 
@@ -19,6 +19,9 @@ export interface Row {
   podSees: string;
   /** The answer of the Service's healthCheckNodePort on that node; "-" when it has none. */
   healthCheck: string;
+  /** The last line of `realip-webhook explain` for this Service at the time, and its exit status. */
+  explainSays: string;
+  explainExit: number | null;
 }
 
 export interface Measurement {
@@ -62,6 +65,13 @@ async function observe(lab: Lab, ns: string, name: string, namespaceLabel: strin
   const svc = await lab.waitProgrammed(ns, name);
   const nodePort = svc.spec.ports[0].nodePort as number;
   const hc = svc.spec.healthCheckNodePort as number | undefined;
+  const explained = await lab.cli('explain', ['service', name, '-n', ns, '-o', 'json']);
+  let explainSays: string;
+  try {
+    explainSays = (JSON.parse(explained.stdout) as Obj).verdict as string;
+  } catch {
+    throw new Error(`explain printed no JSON (exit ${explained.code}): ${explained.stdout}${explained.stderr}`);
+  }
   return Promise.all(
     NODE_NAMES.map(async (node) => ({
       service: svc.spec.type as ServiceType,
@@ -70,6 +80,8 @@ async function observe(lab: Lab, ns: string, name: string, namespaceLabel: strin
       node,
       podSees: describeAnswer(await lab.get(node, nodePort)),
       healthCheck: hc ? describeHealthCheck(await lab.get(node, hc)) : '-',
+      explainSays,
+      explainExit: explained.code,
     })),
   );
 }
@@ -80,6 +92,7 @@ export async function whatThePodSees(lab: Lab): Promise<Measurement> {
 
   const createWarnings: Record<string, string> = {};
   for (const [ns, name, type] of SERVICES) {
+    await lab.create(pod(name, ns));
     createWarnings[`${ns}/${name}`] = await lab.create(endpointSlice(name, ns), service(name, ns, type));
   }
 
@@ -88,7 +101,7 @@ export async function whatThePodSees(lab: Lab): Promise<Measurement> {
   for (const [ns, name] of SERVICES) rows.push(...(await observe(lab, ns, name, labelOf[ns]!)));
 
   await lab.cluster.kubectl(['label', 'namespace', NS.late, ...Object.entries(ENABLED).map(([k, v]) => `${k}=${v}`)]);
-  const fixed = await lab.audit(['-n', NS.late, '--fix', 'services', '-o', 'json']);
+  const fixed = await lab.cli('audit', ['-n', NS.late, '--fix', 'services', '-o', 'json']);
   let report: Obj;
   try {
     report = JSON.parse(fixed.stdout) as Obj;
