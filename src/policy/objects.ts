@@ -40,7 +40,11 @@ export interface Warning {
   name: string;
   /** True when the warning is due. */
   when: Cel;
-  message: Cel;
+  /**
+   * The text: CEL, or a constant. The API server evaluates every messageExpression of a policy on
+   * every request, warning due or not, so a costly one returns "" unless its warning can be due.
+   */
+  message: Cel | { text: string };
 }
 
 /** Warnings come from a ValidatingAdmissionPolicy bound in Warn mode: a mutating policy cannot emit any. */
@@ -52,7 +56,11 @@ export function warningPolicy(name: string, match: ReturnType<typeof matchConstr
     spec: {
       matchConstraints: match,
       variables: readable(variables),
-      validations: warnings.map((w) => ({ expression: formatCel(`!(${w.when})`), messageExpression: w.message, reason: 'Invalid' })),
+      validations: warnings.map((w) => ({
+        expression: formatCel(`!(${w.when})`),
+        ...(typeof w.message === 'string' ? { messageExpression: w.message } : { message: w.message.text }),
+        reason: 'Invalid',
+      })),
       failurePolicy: 'Ignore',
     },
   };
