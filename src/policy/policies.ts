@@ -19,6 +19,8 @@ export const NOT_EXPRESSIBLE: readonly string[] = [
   'Node-count warnings (replicas above the schedulable nodes or zones under required anti-affinity: Pending pods, a rollout that deadlocks): they need the node watch of `serve --watch-nodes`; CEL in an admission policy sees only the request, its objects and the namespace.',
   'Warnings come from a ValidatingAdmissionPolicy in Warn mode (a MutatingAdmissionPolicy cannot warn), so the API server prefixes each with "Validation failed for ValidatingAdmissionPolicy \'<policy>\' with binding \'<binding>\': ".',
   'A validating policy sees only the stored result, not what the mutation changed: the "set ..." and "added ..." warnings also appear when the object already carried exactly that value on CREATE (or the UPDATE itself added it).',
+  'An UPDATE that takes back a value the rules set (externalTrafficPolicy back to Cluster, the anti-affinity term or the TPROXY annotation removed) gets it back without a warning: the warning policy sees the stored object and the old one, both with the value, never what the user sent.',
+  'A Pod that Pod Security rejects gets no TPROXY skip warning: validating policies run after the PodSecurity plugin (mutating webhooks before it), so a Pod it rejects never reaches them.',
   'Metrics, logs and the "mutations" audit annotation of the webhook: policies have only the API server\'s own admission metrics.',
   'Kubernetes older than 1.36 (admissionregistration.k8s.io/v1 policies) and admission.k8s.io/v1beta1: use the webhook there.',
   'Control characters other than newline, carriage return and tab in an invalid annotation value are quoted raw, not \\u-escaped as in the webhook\'s warning.',
