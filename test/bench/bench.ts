@@ -26,7 +26,7 @@ const ROUNDS = 5;
 const SERVE_ROUNDS = 3;
 const LATENCY_BATCHES = 10;
 const SESSION_ROUNDS = 10;
-const ENGINE_BATCHES = 10;
+const ENGINE_BATCHES = 8;
 const LOAD_SECONDS = 3;
 const CONNECTIONS = [1, 8, 32] as const;
 /** The one load at which (b) also measures the webhook at info. */
