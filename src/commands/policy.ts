@@ -1,9 +1,9 @@
 // `realip-webhook policy`: the webhook's rules as native admission policies (Kubernetes 1.36+),
 // as YAML for `kubectl apply -f -` or a GitOps repository. The objects come from src/policy;
 // this only serializes them, with what the policies cannot do as a comment on top.
-import { stringify } from 'yaml';
+import { Document } from 'yaml';
 import { labelPrefix } from '../config.js';
-import { generatePolicies, NOT_EXPRESSIBLE } from '../policy/policies.js';
+import { generatePolicies, NOT_EXPRESSIBLE, policyComments } from '../policy/policies.js';
 import { BUILD } from '../version.js';
 import { parseFlags } from './flags.js';
 
@@ -23,6 +23,17 @@ export function policyUsage(): string {
   ].join('\n');
 }
 
+/** Words of `text` in lines of at most 98 characters. */
+function wrap(text: string): string[] {
+  const lines: string[] = [];
+  for (const word of text.split(' ')) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last]!.length + 1 + word.length <= 98) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines;
+}
+
 /**
  * The YAML stream, comments first. The header names the version but not the commit: the chart
  * carries this output as a file, which must not change with every commit.
@@ -37,7 +48,13 @@ export function renderPolicies(prefix: string, version = BUILD.version): string 
     ...NOT_EXPRESSIBLE.map((note) => `- ${note}`),
   ];
   const comment = header.map((line) => (line ? `# ${line}` : '#')).join('\n');
-  const documents = generatePolicies(prefix).map((o) => stringify(o, { lineWidth: 0 }));
+  const comments = policyComments(prefix);
+  const documents = generatePolicies(prefix).map((o) => {
+    const doc = new Document(o);
+    const why = o.kind === 'MutatingAdmissionPolicy' ? comments.get(o.metadata.name) : undefined;
+    if (why) doc.commentBefore = wrap(why).map((line) => ` ${line}`).join('\n');
+    return doc.toString({ lineWidth: 0 });
+  });
   return `${comment}\n${documents.map((d) => `---\n${d}`).join('')}`;
 }
 

@@ -57,9 +57,10 @@ const wanted =
   `!(${skipWorkload}) && ${settingValid('anti-affinity')} && ${settingValue('anti-affinity')} != ${lit(NONE)}` +
   ` && ${settingValid('anti-affinity-topology')} && size(${ref('selector')}) > 0`;
 
+/** The patch for a request of any workload kind: the kind is checked first, as the cheapest test. */
 export function antiAffinityPatch(): Cel {
   const add = (list: string, value: Cel) => byTemplatePath(ANTI_AFFINITY_KINDS, (path) => addPatch('object', [...path, ...ANTI, list, '-'], value));
-  return `${wanted} && !(${ref('topologyKey')} in ${ref('existingKeys')})` +
+  return `request.kind.kind in ${list(ANTI_AFFINITY_KINDS)} && ${wanted} && !(${ref('topologyKey')} in ${ref('existingKeys')})` +
     ` ? (${required} ? [${add(LISTS.required, term)}] : [${add(LISTS.preferred, preferredTerm)}]) : []`;
 }
 

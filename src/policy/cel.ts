@@ -75,10 +75,10 @@ export function addPatch(root: Cel, path: readonly string[], value: Cel): Cel {
   return expr;
 }
 
-const BREAK_BEFORE = [' && ', ' || ', ' ? ', ' : '];
+const BREAK_BEFORE = [' && ', ' || ', ' ? ', ' : ', ' + '];
 
 /**
- * `expr` with a line break before each top-level &&, ||, ? and :, so that the YAML shows it as
+ * `expr` with a line break before each top-level &&, ||, ?, : and +, so that the YAML shows it as
  * a block a person can read; CEL treats the line breaks as spaces. One pair of parentheses
  * around the whole expression is dropped first.
  */

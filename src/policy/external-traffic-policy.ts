@@ -3,7 +3,7 @@
 import { EXTERNAL_SERVICE_TYPES, LOCAL_SET_WARNING } from '../mutation/external-traffic-policy.js';
 import { localWithoutSpreadText } from '../mutation/scheduling-warnings.js';
 import type { SettingValue } from '../mutation/settings.js';
-import { addPatch, list, lit, message, type Cel } from './cel.js';
+import { addPatch, list, lit, type Cel } from './cel.js';
 import type { Warning } from './objects.js';
 import { injected, invalidSettingMessage, ref, settingValid, settingValue, settingVariable, type Variable } from './settings.js';
 import { serviceSources } from './scope.js';
@@ -36,12 +36,12 @@ export function externalTrafficPolicyWarnings(prefix: string): Warning[] {
       name: 'set-local',
       // The stored result is all a validating policy sees: Local now, and not before this request.
       when: `${wantsLocal} && ${isLocal} && (request.operation == "CREATE" || ${policyOf('oldObject')} != ${lit(LOCAL)})`,
-      message: lit(LOCAL_SET_WARNING),
+      message: { text: LOCAL_SET_WARNING },
     },
     {
       name: 'local-without-spread',
       when: `${ref('external')} && ${injected} && ${isLocal} && ${ref('namespaceLabels')}[?${lit(`${prefix}/anti-affinity`)}].orValue("") == ${lit(NO_SPREAD)}`,
-      message: message(localWithoutSpreadText, lit(`${prefix}/anti-affinity`)),
+      message: { text: localWithoutSpreadText(`${prefix}/anti-affinity`) },
     },
   ];
 }

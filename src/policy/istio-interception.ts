@@ -65,7 +65,7 @@ export function istioInterceptionWarnings(prefix: string): Warning[] {
       when:
         `${wanted} && !(${forbidden}) && ${ref('templateAnnotations')}[?${lit(INTERCEPTION_ANNOTATION)}].orValue("") == ${lit(TPROXY)}` +
         ` && (request.operation == "CREATE" || !(${lit(INTERCEPTION_ANNOTATION)} in ${oldAnnotations}))`,
-      message: lit(TPROXY_SET_WARNING),
+      message: { text: TPROXY_SET_WARNING },
     },
   ];
 }

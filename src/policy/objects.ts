@@ -10,7 +10,18 @@ export type PolicyObject = Record<string, unknown> & { apiVersion: string; kind:
 
 const readable = (variables: Variable[]) => variables.map((v) => ({ ...v, expression: formatCel(v.expression) }));
 
-export function mutatingPolicy(name: string, match: ReturnType<typeof matchConstraints>, variables: Variable[], patch: Cel): PolicyObject {
+/**
+ * Whether the API server runs a policy again after later mutations, and why, for the comment
+ * above it in the output. The API server counts every evaluation of a policy as a change, even
+ * one that patches nothing, so IfNeeded runs a policy twice on every request it matches.
+ */
+export interface Reinvocation {
+  policy: 'IfNeeded' | 'Never';
+  why: string;
+}
+
+/** One JSON patch for everything the policy changes: each mutation encodes, patches and decodes the object. */
+export function mutatingPolicy(name: string, match: ReturnType<typeof matchConstraints>, variables: Variable[], patch: Cel, reinvocation: Reinvocation): PolicyObject {
   return {
     apiVersion: API_VERSION,
     kind: 'MutatingAdmissionPolicy',
@@ -19,8 +30,7 @@ export function mutatingPolicy(name: string, match: ReturnType<typeof matchConst
       matchConstraints: match,
       variables: readable(variables),
       mutations: [{ patchType: 'JSONPatch', jsonPatch: { expression: formatCel(patch) } }],
-      // Run again when a later mutation changed the object, as the webhook does; the patches are idempotent.
-      reinvocationPolicy: 'IfNeeded',
+      reinvocationPolicy: reinvocation.policy,
       failurePolicy: 'Ignore',
     },
   };
@@ -30,7 +40,11 @@ export interface Warning {
   name: string;
   /** True when the warning is due. */
   when: Cel;
-  message: Cel;
+  /**
+   * The text: CEL, or a constant. The API server evaluates every messageExpression of a policy on
+   * every request, warning due or not, so a costly one returns "" unless its warning can be due.
+   */
+  message: Cel | { text: string };
 }
 
 /** Warnings come from a ValidatingAdmissionPolicy bound in Warn mode: a mutating policy cannot emit any. */
@@ -42,7 +56,11 @@ export function warningPolicy(name: string, match: ReturnType<typeof matchConstr
     spec: {
       matchConstraints: match,
       variables: readable(variables),
-      validations: warnings.map((w) => ({ expression: formatCel(`!(${w.when})`), messageExpression: w.message, reason: 'Invalid' })),
+      validations: warnings.map((w) => ({
+        expression: formatCel(`!(${w.when})`),
+        ...(typeof w.message === 'string' ? { messageExpression: w.message } : { message: w.message.text }),
+        reason: 'Invalid',
+      })),
       failurePolicy: 'Ignore',
     },
   };

@@ -53,11 +53,13 @@ export function settingValid(name: SettingName): Cel {
 export function invalidSettingMessage(prefix: string, name: SettingName): Cel {
   const { allowed } = SETTINGS[name];
   const v = ref(variableName(name));
-  return message(
+  const text = message(
     (where: string, quoted: string) => invalidSettingWarning(where, `${prefix}/${name}`, quoted, allowed, name),
     `${v}.where`,
     jsonQuoted(`${v}.raw`),
   );
+  // Quoting the value is the costly part: only for an invalid one.
+  return `${settingValid(name)} ? "" : ${text}`;
 }
 
 const [ENABLED, DISABLED] = INJECT_VALUES;
@@ -74,5 +76,6 @@ export const injected = `${ref('inject')}.raw == ${lit(ENABLED)}`;
 export const injectInvalid = `!(${ref('inject')}.raw in ${list([ENABLED, DISABLED])})`;
 
 export function invalidInjectMessage(prefix: string): Cel {
-  return message((where: string, quoted: string) => invalidInjectWarning(where, `${prefix}/inject`, quoted), `${ref('inject')}.where`, jsonQuoted(`${ref('inject')}.raw`));
+  const text = message((where: string, quoted: string) => invalidInjectWarning(where, `${prefix}/inject`, quoted), `${ref('inject')}.where`, jsonQuoted(`${ref('inject')}.raw`));
+  return `${injectInvalid} ? ${text} : ""`;
 }

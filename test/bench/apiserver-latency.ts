@@ -53,11 +53,12 @@ function webhookConfiguration(name: Case, port: number, caBundle: string) {
   };
 }
 
-export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batches: number, nodeFlags: string[], progress: (line: string) => void) {
+/** With `cpu`, both webhooks run on that CPU only (taskset). */
+export async function apiServerLatency(cluster: Cluster, files: BenchFiles, batches: number, nodeFlags: string[], progress: (line: string) => void, cpu?: number) {
   const client = apiClient(cluster, Math.max(...CLIENT_COUNTS));
-  const serve = await startServe(files, cluster.kubeconfig, undefined, nodeFlags);
+  const serve = await startServe(files, cluster.kubeconfig, undefined, nodeFlags, cpu);
   // The same node flags as serve: they are the runtime's settings, not webhook logic.
-  const floor = await startServer('floor', files, undefined, nodeFlags);
+  const floor = await startServer('floor', files, cpu, nodeFlags);
   const namespaceOf = (c: Case) => `bench-${c}`;
   const floorCa = readFileSync(files.ca);
   let reads = 0;

@@ -1,7 +1,8 @@
 // npm run bench: what the webhook costs over the floor any JSON-over-HTTPS webhook pays. Every
 // figure is a ratio against a baseline measured in the same run, over ROUNDS rounds, reported as
 // the median. A benchmark, not a test: it prints a table and exits 0 whatever the numbers.
-// (g) sets the two engines side by side (docs/engines.md has the figures).
+// (g) sets the engines side by side: the webhook, the admission policies and Kyverno
+// (docs/engines.md has the figures).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -10,7 +11,8 @@ import { isExecutable, startCluster, type Cluster } from '../e2e/cluster.js';
 import { atLeast, kubernetesRelease, release, SUPPORTED_MINORS } from '../kubernetes/release.js';
 import { startBenchApiServer, type BenchApiServer } from './api-server.js';
 import { apiServerLatency, CLIENT_COUNTS, type LatencyBatch } from './apiserver-latency.js';
-import { engineFigures, ENGINES, STORM_CREATES, STORM_IN_FLIGHT, type EngineCase } from './engines.js';
+import { engineFigures, ENGINES, LONG_BATCH_CREATES, LONG_BATCH_IN_FLIGHT, type EngineCase } from './engines.js';
+import { installKyverno, KYVERNO_VERSION } from './kyverno.js';
 import type { CpuTime } from './child.js';
 import { load, pinLoadGenerator, startServer, unpin, type LoadResult } from './http-load.js';
 import { inProcessRound, reviewHandler } from './in-process.js';
@@ -24,7 +26,7 @@ const ROUNDS = 5;
 const SERVE_ROUNDS = 3;
 const LATENCY_BATCHES = 10;
 const SESSION_ROUNDS = 10;
-const ENGINE_BATCHES = 10;
+const ENGINE_BATCHES = 8;
 const LOAD_SECONDS = 3;
 const CONNECTIONS = [1, 8, 32] as const;
 /** The one load at which (b) also measures the webhook at info. */
@@ -222,8 +224,8 @@ async function serveRows(api: BenchApiServer, files: ReturnType<typeof benchFile
   return rows;
 }
 
-async function latencyRows(cluster: Cluster, version: string, files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
-  const { results: byClients, storageRetries } = await apiServerLatency(cluster, files, LATENCY_BATCHES, imageNodeFlags().flags, progress);
+async function latencyRows(cluster: Cluster, version: string, files: ReturnType<typeof benchFiles>, notes: string[], cpu?: number): Promise<Row[]> {
+  const { results: byClients, storageRetries } = await apiServerLatency(cluster, files, LATENCY_BATCHES, imageNodeFlags().flags, progress, cpu);
   if (storageRetries > 0) notes.push(`(e) ${version}: ${storageRetries} create(s) retried after an API server storage timeout; only the attempt that succeeded is timed`);
   const added = (b: LatencyBatch, c: 'project' | 'floor') => b.median[c] - b.median.none;
   const ms = (x: number) => `${x.toFixed(2)} ms`;
@@ -290,9 +292,9 @@ async function apiServerRows(files: ReturnType<typeof benchFiles>, notes: string
 }
 
 /** (e) on the release under test, then on every other tested release that is installed. */
-async function latencyOn(cluster: Cluster, version: string, files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
+async function latencyOn(cluster: Cluster, version: string, files: ReturnType<typeof benchFiles>, notes: string[], cpu?: number): Promise<Row[]> {
   try {
-    return await latencyRows(cluster, version, files, notes);
+    return await latencyRows(cluster, version, files, notes, cpu);
   } catch (err) {
     // The other rows still stand; say why this one is missing.
     notes.push(`(e) ${version} failed and is left out: ${(err as Error).message}`);
@@ -352,53 +354,112 @@ async function otherReleasesLatency(files: ReturnType<typeof benchFiles>, notes:
   return rows;
 }
 
-/** (g): the policies, the webhook and nothing, on a cluster of their own (admission policies need 1.36+). */
+/**
+ * `npm run bench -- e`: (e) alone on the release under test, on a cluster of its own, with both
+ * webhooks pinned to one CPU and this process (the client) to the other; the API server and etcd,
+ * started before the pinning, keep both.
+ */
+async function pinnedLatencyRows(files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
+  const { api, whyNotReal } = await startBenchApiServer(files.dir);
+  try {
+    if (whyNotReal || !api.cluster) {
+      notes.push(`(e) left out: ${whyNotReal}`);
+      return [];
+    }
+    const pinning = pinLoadGenerator();
+    if (typeof pinning === 'string') notes.push(`(e) not pinned: ${pinning}`);
+    else notes.push(`(e) pinned: both webhooks on CPU ${pinning.server}, the client (this process) on CPU ${pinning.loadGenerator}, the API server and etcd on both`);
+    try {
+      return await latencyOn(api.cluster, release.version, files, notes, typeof pinning === 'string' ? undefined : pinning.server);
+    } finally {
+      if (typeof pinning !== 'string') unpin();
+    }
+  } finally {
+    await api.stop();
+  }
+}
+
+const ENGINE_LABELS: Record<EngineCase, string> = {
+  webhook: 'webhook',
+  policy: 'admission policies',
+  kyverno: `Kyverno ${KYVERNO_VERSION}`,
+  'kyverno-no-reports': `Kyverno ${KYVERNO_VERSION}, admission reports off`,
+  none: 'no engine',
+};
+
+/** Kyverno's binary, built on first use, or why (g) goes without it. */
+function kyvernoOrWhy(): string | { missing: string } {
+  try {
+    return installKyverno(progress);
+  } catch (err) {
+    return { missing: `its build failed: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** (g): the engines side by side on a cluster of their own (admission policies need 1.36+). */
 async function engineRows(files: ReturnType<typeof benchFiles>, notes: string[]): Promise<Row[]> {
   if (!atLeast('1.36')) {
     notes.push(`(g) left out: admission policies need Kubernetes 1.36+, KUBE_VERSION=${release.minor}`);
     return [];
   }
+  const kyverno = kyvernoOrWhy();
   const { api, whyNotReal } = await startBenchApiServer(files.dir);
   try {
     if (whyNotReal || !api.cluster) {
       notes.push(`(g) left out: ${whyNotReal}`);
       return [];
     }
-    const f = await engineFigures(api.cluster, files, ENGINE_BATCHES, imageNodeFlags().flags, progress);
+    const f = await engineFigures(api.cluster, files, ENGINE_BATCHES, imageNodeFlags().flags, kyverno, progress);
+    if (f.kyvernoMissing) notes.push(`(g) Kyverno left out: ${f.kyvernoMissing}`);
     const ms = (x: number) => `${x.toFixed(2)} ms`;
-    const added = (c: 'policy' | 'webhook') => median(f.batches.map((b) => b[c] - b.none));
-    const s = (x: number) => `${x.toFixed(1)} s`;
-    const storm = (c: EngineCase) => {
-      const { seconds, apiServerCpuSeconds, webhookCpuSeconds } = f.storm[c];
-      return `${s(seconds)}, API server CPU ${s(apiServerCpuSeconds)}${webhookCpuSeconds === undefined ? '' : ` + webhook CPU ${s(webhookCpuSeconds)}`}`;
-    };
-    notes.push(`(g) ran on a fresh kube-apiserver ${release.version}: the shipped webhook configuration vs \`realip-webhook policy\`, one namespace each`);
-    return [
-      ...(['policy', 'webhook'] as const).map((c) => ({
-        figure: `(g) latency added to a create by the ${c === 'policy' ? 'admission policies' : 'webhook'}, 1 client`,
-        value: ms(added(c)),
-        baseline: `${ms(median(f.batches.map((b) => b.none)))} no engine`,
-        ratio: ratio(median(f.batches.map((b) => b[c] / b.none))),
-        target: '—',
-        result: 'info',
-      })),
-      {
-        figure: '(g) create p99: policies / webhook / none, 1 client',
-        value: `${ms(f.p99.policy)} / ${ms(f.p99.webhook)} / ${ms(f.p99.none)}`,
-        baseline: '—',
+    const measured = ENGINES.filter((c) => c !== 'none' && f.cpu[c]);
+    const rows: Row[] = [];
+    for (const [inFlight, batches] of f.latency) {
+      const added = (c: EngineCase, p: 'median' | 'p90') => {
+        const with_ = batches.filter((b) => b[p][c] !== undefined);
+        return median(with_.map((b) => b[p][c]! - b[p].none!));
+      };
+      const webhook = added('webhook', 'median');
+      for (const c of measured) {
+        const ratioToWebhook = added(c, 'median') / webhook;
+        const goal = c === 'policy';
+        rows.push({
+          figure: `(g) latency added to a create, ${inFlight} in flight: ${ENGINE_LABELS[c]}`,
+          value: `${ms(added(c, 'median'))} median, ${ms(added(c, 'p90'))} p90`,
+          baseline: `${ms(median(batches.map((b) => b.median.none!)))} / ${ms(median(batches.map((b) => b.p90.none!)))} create, no engine`,
+          ratio: c === 'webhook' ? '—' : `${ratio(ratioToWebhook)} webhook`,
+          target: goal ? '≤ 1× webhook' : '—',
+          result: goal ? verdict(ratioToWebhook <= 1) : 'info',
+        });
+      }
+    }
+    const none = f.cpu.none!;
+    const addedCpu = (c: EngineCase) => f.cpu[c]!.apiServerMs + f.cpu[c]!.engineMs - none.apiServerMs;
+    for (const c of measured) {
+      const { apiServerMs, engineMs } = f.cpu[c]!;
+      const r = addedCpu(c) / addedCpu('webhook');
+      const goal = c === 'policy';
+      rows.push({
+        figure: `(g) CPU per create, ${LONG_BATCH_CREATES} creates at ${LONG_BATCH_IN_FLIGHT} in flight: ${ENGINE_LABELS[c]}`,
+        value: `API server ${ms(apiServerMs)}${c === 'policy' ? '' : ` + engine ${ms(engineMs)}`}`,
+        baseline: `API server ${ms(none.apiServerMs)}, no engine`,
+        ratio: c === 'webhook' ? '—' : `${ratio(r)} webhook (added)`,
+        target: goal ? '≤ 1× webhook' : '—',
+        result: goal ? verdict(r <= 1) : 'info',
+      });
+    }
+    for (const [c, p] of Object.entries(f.processes) as [EngineCase, NonNullable<(typeof f.processes)['webhook']>][]) {
+      rows.push({
+        figure: `(g) start to ready, RSS after the run: ${ENGINE_LABELS[c]}`,
+        value: `${(p.readyMs / 1000).toFixed(2)} s, ${mb(p.rss)}`,
+        baseline: `${(p.firstMutationMs / 1000).toFixed(2)} s to the first mutated create`,
         ratio: '—',
         target: '—',
         result: 'info',
-      },
-      ...ENGINES.map((c) => ({
-        figure: `(g) storm: ${STORM_CREATES} creates, ${STORM_IN_FLIGHT} in flight, ${c === 'none' ? 'no engine' : c === 'policy' ? 'policies' : 'webhook'}`,
-        value: storm(c),
-        baseline: c === 'none' ? '—' : `${s(f.storm.none.seconds)} no engine`,
-        ratio: c === 'none' ? '—' : ratio(f.storm[c].seconds / f.storm.none.seconds),
-        target: '—',
-        result: 'info',
-      })),
-    ];
+      });
+    }
+    notes.push(`(g) ran on a fresh kube-apiserver ${release.version}: the shipped webhook configuration, \`realip-webhook policy\` and Kyverno's ClusterPolicies (test/bench/kyverno-policies.yaml), one namespace each`);
+    return rows;
   } catch (err) {
     notes.push(`(g) failed and is left out: ${(err as Error).message}`);
     return [];
@@ -419,15 +480,16 @@ function print(rows: Row[], notes: string[]): void {
   for (const note of notes) console.log(`note: ${note}`);
 }
 
-// `npm run bench -- b` runs only (b); sections: a, b, api (rows c, d, e, f), engines (row g). Default: all.
-const SECTIONS = ['a', 'b', 'api', 'engines'];
+// `npm run bench -- b` runs only (b); sections: a, b, api (rows c, d, e, f), e (row e alone, pinned),
+// engines (row g). Default: all but e, which api covers unpinned.
+const SECTIONS = ['a', 'b', 'api', 'e', 'engines'];
 const chosen = process.argv.slice(2);
 const unknown = chosen.filter((s) => !SECTIONS.includes(s));
 if (unknown.length > 0) {
   console.error(`bench: unknown section(s) ${unknown.join(', ')} (allowed: ${SECTIONS.join(', ')})`);
   process.exit(2);
 }
-const runs = (section: string) => chosen.length === 0 || chosen.includes(section);
+const runs = (section: string) => (chosen.length === 0 && section !== 'e') || chosen.includes(section);
 
 ensureBuilt();
 const files = benchFiles();
@@ -440,6 +502,7 @@ try {
     ...(runs('b') ? await httpsLoad(body, files, notes) : []),
     ...(runs('api') ? await apiServerRows(files, notes) : []),
     ...(runs('api') ? await otherReleasesLatency(files, notes) : []),
+    ...(runs('e') ? await pinnedLatencyRows(files, notes) : []),
     ...(runs('engines') ? await engineRows(files, notes) : []),
   ];
   notes.push(`load average (1 min) ${loadBefore.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end, on ${availableParallelism()} CPUs`);

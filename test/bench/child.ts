@@ -32,16 +32,18 @@ export interface ChildOptions {
   env?: NodeJS.ProcessEnv;
   /** The node binary (default: the bench's own). */
   node?: string;
+  /** A program to run instead of node (Kyverno). */
+  command?: string;
   /** Run on this CPU only (taskset -c), so the load generator cannot take its time. */
   cpu?: number | undefined;
 }
 
 /**
- * Starts `node args...`. Its stdout is read as lines until the awaited ones came, then drained
+ * Starts `node args...` (or `command args...`). Its stdout is read as lines until the awaited ones came, then drained
  * without parsing, as a log collector would: a server at info level writes a line per request.
  */
 export function startChild(args: string[], options: ChildOptions): Child {
-  const node = options.node ?? process.execPath;
+  const node = options.command ?? options.node ?? process.execPath;
   const [command, argv] = options.cpu === undefined ? [node, args] : ['taskset', ['-c', String(options.cpu), node, ...args]];
   const child = spawn(command, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

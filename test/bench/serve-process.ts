@@ -62,14 +62,14 @@ function get(url: string, ca: Buffer, agent?: https.Agent): Promise<{ status: nu
   });
 }
 
-function rssBytes(pid: number): number {
+export function rssBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
   if (!line) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
-/** Starts `serve` against `kubeconfig` at the default log level; `node` defaults to the bench's own. */
-export async function startServe(files: BenchFiles, kubeconfig: string, node?: NodeBinary, nodeFlags: string[] = []) {
+/** Starts `serve` against `kubeconfig` at the default log level (on `cpu` only, if given); `node` defaults to the bench's own. */
+export async function startServe(files: BenchFiles, kubeconfig: string, node?: NodeBinary, nodeFlags: string[] = [], cpu?: number) {
   const [port, metricsPort] = (await freePorts(2)) as [number, number];
   const ca = readFileSync(files.ca);
   const spawnedAt = performance.now();
@@ -78,7 +78,7 @@ export async function startServe(files: BenchFiles, kubeconfig: string, node?: N
       ...nodeFlags, 'dist/cli.js', 'serve', '--host', '127.0.0.1', '--port', String(port), '--metrics-port', String(metricsPort),
       '--tls-cert', files.cert, '--tls-key', files.key, '--kubeconfig', kubeconfig,
     ],
-    { cwd: REPO, node: node?.path },
+    { cwd: REPO, node: node?.path, cpu },
   );
   return {
     port,

@@ -146,7 +146,7 @@ describe(`the webhook and the admission policies store the same objects (Kuberne
 
   test('control: a copy of the policies with one CEL expression broken (preferred weight 99) is caught', { timeout: 600_000 }, async () => {
     const docs = parseAllDocuments(policyYaml(BROKEN.prefix)).map((d) => d.toJS() as Obj).filter(Boolean);
-    const antiAffinity = docs.find((d) => d.kind === 'MutatingAdmissionPolicy' && d.metadata.name.startsWith('anti-affinity.'))!;
+    const antiAffinity = docs.find((d) => d.kind === 'MutatingAdmissionPolicy' && d.metadata.name.startsWith('workloads.'))!;
     const patch = antiAffinity.spec.mutations[0].jsonPatch;
     const broken = patch.expression.replaceAll('"weight": dyn(100)', '"weight": dyn(99)');
     assert.notEqual(broken, patch.expression, 'the expression to break is in the generated policy');

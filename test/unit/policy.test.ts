@@ -13,7 +13,7 @@ import { INTERCEPTION_ANNOTATION, LEVELS_WITHOUT_NET_ADMIN } from '../../src/mut
 import { SETTINGS } from '../../src/mutation/settings.js';
 import { WORKLOAD_KINDS } from '../../src/mutation/workload-kinds.js';
 import { addPatch, formatCel, jsonQuoted, list, message } from '../../src/policy/cel.js';
-import { generatePolicies, NOT_EXPRESSIBLE } from '../../src/policy/policies.js';
+import { generatePolicies, NOT_EXPRESSIBLE, policyComments } from '../../src/policy/policies.js';
 import { resourceOf } from '../../src/policy/scope.js';
 import { REPO_ROOT } from '../support/repo.js';
 
@@ -29,16 +29,14 @@ const everyExpression = (objects: Json[]) =>
 const cel = everyExpression(policies).join('\n');
 
 describe('policy generator', () => {
-  test('three mutating policies, two warning policies, each with a binding of the same name', () => {
+  test('one mutating and one warning policy per object family, each with a binding of the same name', () => {
     assert.deepEqual(
       policies.map((p) => `${p.kind}/${p.metadata.name}`),
       [
         'MutatingAdmissionPolicy/external-traffic-policy.realip.io',
         'MutatingAdmissionPolicyBinding/external-traffic-policy.realip.io',
-        'MutatingAdmissionPolicy/anti-affinity.realip.io',
-        'MutatingAdmissionPolicyBinding/anti-affinity.realip.io',
-        'MutatingAdmissionPolicy/istio-interception.realip.io',
-        'MutatingAdmissionPolicyBinding/istio-interception.realip.io',
+        'MutatingAdmissionPolicy/workloads.realip.io',
+        'MutatingAdmissionPolicyBinding/workloads.realip.io',
         'ValidatingAdmissionPolicy/service-warnings.realip.io',
         'ValidatingAdmissionPolicyBinding/service-warnings.realip.io',
         'ValidatingAdmissionPolicy/workload-warnings.realip.io',
@@ -61,6 +59,21 @@ describe('policy generator', () => {
     }
   });
 
+  test('each mutating policy patches once; only the Service policy runs again, and the output says why', () => {
+    const mutating = policies.filter((p) => p.kind === 'MutatingAdmissionPolicy');
+    for (const p of mutating) assert.equal(p.spec.mutations.length, 1, p.metadata.name);
+    assert.deepEqual(
+      mutating.map((p) => [p.metadata.name, p.spec.reinvocationPolicy]),
+      [['external-traffic-policy.realip.io', 'IfNeeded'], ['workloads.realip.io', 'Never']],
+    );
+    const text = renderPolicies('realip.io');
+    for (const [name, why] of policyComments('realip.io')) {
+      const at = text.indexOf(`  name: ${name}\n`);
+      const comment = text.slice(text.lastIndexOf('---\n', at), at);
+      assert.ok(comment.replace(/\n# /g, ' ').includes(why.slice(0, 60)), `the reason above ${name}`);
+    }
+  });
+
   test('no policy has both matchConditions and variables (kubernetes/kubernetes#134808)', () => {
     for (const p of policies) assert.ok(!(p.spec.matchConditions && p.spec.variables), p.metadata.name);
   });
@@ -78,7 +91,7 @@ describe('policy generator', () => {
   test('every kind the webhook handles is matched, with the resources the webhook configuration lists', () => {
     const shipped = parse(readFileSync(join(REPO_ROOT, 'manifests', 'base', 'mutatingwebhookconfiguration.yaml'), 'utf8')) as Json;
     const webhookResources = new Set<string>(shipped.webhooks.flatMap((w: Json) => w.rules.flatMap((r: Json) => r.resources)));
-    const interception = byName('MutatingAdmissionPolicy', 'istio-interception.realip.io');
+    const interception = byName('MutatingAdmissionPolicy', 'workloads.realip.io');
     const matched = new Set(interception.spec.matchConstraints.resourceRules.flatMap((r: Json) => r.resources));
     for (const [kind, { templatePath, createOnly }] of Object.entries(WORKLOAD_KINDS)) {
       assert.ok(webhookResources.has(resourceOf(kind)), `${kind}: ${resourceOf(kind)} is a resource of the webhook configuration`);
@@ -87,9 +100,8 @@ describe('policy generator', () => {
       const rule = interception.spec.matchConstraints.resourceRules.find((r: Json) => r.resources.includes(resourceOf(kind)));
       assert.deepEqual(rule.operations, createOnly ? ['CREATE'] : ['CREATE', 'UPDATE'], kind);
     }
-    const antiAffinity = byName('MutatingAdmissionPolicy', 'anti-affinity.realip.io');
-    const spread = [...new Set<string>(antiAffinity.spec.matchConstraints.resourceRules.flatMap((r: Json) => r.resources))].sort();
-    assert.deepEqual(spread, Object.keys(WORKLOAD_KINDS).filter((k) => WORKLOAD_KINDS[k]!.antiAffinity).map(resourceOf).sort());
+    const spread = Object.keys(WORKLOAD_KINDS).filter((k) => WORKLOAD_KINDS[k]!.antiAffinity);
+    assert.ok(interception.spec.mutations[0].jsonPatch.expression.startsWith(`(request.kind.kind in ${list(spread)}\n&& `), 'anti-affinity only for its kinds, checked first');
   });
 
   test('--label-prefix reaches every key, selector and name; nothing of the default prefix is left', () => {
