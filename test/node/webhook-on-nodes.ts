@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster } from '../e2e/cluster.js';
 import { getJson, pollUntil, type Obj } from '../e2e/webhook-harness.js';
-import { CHART_DIR, NAMESPACE, RELEASE, helmTools, runHelm, valuesFile } from '../helm/helm.js';
+import { CHART_DIR, NAMESPACE, RELEASE, helmTools, runHelmAsync, valuesFile } from '../helm/helm.js';
 import { buildah, buildImage, missingImageTools, removeImage, removeLeftovers, TEST_IMAGE } from '../image/image.js';
 import { missingNodePrerequisites, startNodeCluster, type NodeCluster } from './node-cluster.js';
 import { total } from '../support/prometheus.js';
@@ -37,15 +37,15 @@ export async function imageArchive(dir: string): Promise<{ archive: string; seco
   return { archive, seconds: (performance.now() - started) / 1000 };
 }
 
-export function helm(c: Cluster, args: string[]): string {
-  const r = runHelm([...args, '--kubeconfig', c.kubeconfig]);
+export async function helm(c: Cluster, args: string[]): Promise<string> {
+  const r = await runHelmAsync([...args, '--kubeconfig', c.kubeconfig]);
   if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed (exit ${r.code}):\n${r.stderr.trim()}`);
   return r.stdout;
 }
 
 /** `helm install` of the chart with only the image set (and `values`). */
-export function installChart(c: Cluster, values: Record<string, unknown> = {}): void {
-  helm(c, ['install', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--create-namespace', '--values', valuesFile({ image: IMAGE_VALUES, ...values })]);
+export async function installChart(c: Cluster, values: Record<string, unknown> = {}): Promise<void> {
+  await helm(c, ['install', RELEASE, CHART_DIR, '--namespace', NAMESPACE, '--create-namespace', '--values', valuesFile({ image: IMAGE_VALUES, ...values })]);
 }
 
 /** Creates `ns` opted in, and waits until the webhook mutates there (the API server and the webhook cache namespaces a moment). */
@@ -70,9 +70,10 @@ export async function waitRolledOut(c: Cluster, replicas = 2, timeoutMs = 180_00
     const d = await getJson(c, ['deployment', RELEASE, '-n', NAMESPACE]);
     const s = d.status ?? {};
     const done = s.observedGeneration === d.metadata.generation && s.updatedReplicas === replicas && s.readyReplicas === replicas && (s.replicas ?? 0) === replicas;
-    if (!done) return undefined;
+    if (!done) throw new Error(`Deployment status ${JSON.stringify(s)}`);
     const pods = await webhookPods(c);
-    return pods.length === replicas && pods.every(isReady) ? pods : undefined;
+    if (pods.length === replicas && pods.every(isReady)) return pods;
+    throw new Error(`Pods ${pods.map((p) => `${p.metadata.name} on ${p.spec.nodeName}: ${isReady(p) ? 'Ready' : p.status?.phase}`).join(', ')}`);
   }, { timeoutMs, intervalMs: 250 });
 }
 
@@ -300,7 +301,7 @@ export async function startWebhookOnNodes(): Promise<WebhookOnNodes> {
     nc = await startNodeCluster(2);
     await nc.importImage(archive);
     const started = performance.now();
-    installChart(nc.cluster);
+    await installChart(nc.cluster);
     await waitRolledOut(nc.cluster);
     const readySeconds = (performance.now() - started) / 1000;
     console.log(`# both replicas Ready ${readySeconds.toFixed(1)} s after helm install`);
