@@ -34,6 +34,8 @@ export interface ServeConfig {
   logLevel: LogLevel;
   /** Watch Nodes for the node-aware warnings; needs a cluster and RBAC on nodes. */
   watchNodes: boolean;
+  /** Find objects admitted unmutated (no replica answered): patch Services, report workloads. */
+  repair: boolean;
 }
 
 export const BUNDLED_NAMESPACES_FILE = fileURLToPath(
@@ -80,6 +82,12 @@ export const SERVE_FLAGS = {
     type: 'boolean',
     env: 'REALIP_WATCH_NODES',
     help: 'watch Nodes to warn when required anti-affinity leaves pods Pending or stalls a rollout (needs nodes get/list/watch)',
+  },
+  repair: {
+    type: 'string',
+    env: 'REALIP_REPAIR',
+    default: 'on',
+    help: 'on: find objects of opted-in namespaces admitted unmutated while no replica answered; patch Services, report workloads in an Event (needs a cluster and the RBAC of manifests/base); off: never',
   },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -213,6 +221,10 @@ export function parseServeConfig(argv: readonly string[], env: Env, exists = fil
     throw new ConfigError(`--metrics-port ${metricsPort} is also the HTTPS --port: give the metrics endpoint a port of its own`);
   }
   const clientCa = str('client-ca');
+  const repair = str('repair')!;
+  if (repair !== 'on' && repair !== 'off') {
+    throw new ConfigError(`--repair ${JSON.stringify(repair)} is not a setting (allowed: on, off)`);
+  }
   return {
     port: httpsPort,
     host: str('host')!,
@@ -225,6 +237,7 @@ export function parseServeConfig(argv: readonly string[], env: Env, exists = fil
     failClosed: v['fail-closed'] === true,
     logLevel: logLevel(str('log-level')!),
     watchNodes,
+    repair: repair === 'on',
   };
 }
 

@@ -33,6 +33,9 @@ export interface ListedObject extends KubeObject {
   metadata?: KubeObject['metadata'] & {
     ownerReferences?: { kind?: string; name?: string; controller?: boolean }[];
     resourceVersion?: string;
+    uid?: string;
+    /** RFC 3339, whole seconds. */
+    creationTimestamp?: string;
   };
 }
 

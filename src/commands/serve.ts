@@ -1,4 +1,5 @@
 // The `serve` command: wires the configuration to a namespace source and the HTTPS server.
+import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConfigError, type NamespaceSourceConfig, type ServeConfig } from '../config.js';
@@ -14,6 +15,7 @@ import { GracefulShutdown } from '../server/shutdown.js';
 import { KeyPairError, readCaBundle, readKeyPair, secureContextOptions } from '../server/tls.js';
 import { ClientCaReloader } from '../server/client-certificate.js';
 import { CertificateReloader } from '../server/tls-reload.js';
+import { Repairer } from '../repair/repairer.js';
 
 function loadKubeConfig(config: Exclude<NamespaceSourceConfig, { type: 'file' }>): KubeConfig {
   const kubeConfig = new KubeConfig();
@@ -22,8 +24,12 @@ function loadKubeConfig(config: Exclude<NamespaceSourceConfig, { type: 'file' }>
   return kubeConfig;
 }
 
-/** The namespace source, and the cluster's config when there is one (the node watch uses it too). */
-function createNamespaceSource(config: NamespaceSourceConfig, log: Logger): { namespaces: NamespaceSource; kubeConfig?: KubeConfig } {
+/** The namespace source, and the cluster's config when there is one (the node watch and repair use it too). */
+function createNamespaceSource(
+  config: NamespaceSourceConfig,
+  labelPrefix: string,
+  log: Logger,
+): { namespaces: NamespaceSource; cache?: KubeNamespaceCache; kubeConfig?: KubeConfig } {
   if (config.type === 'file') {
     log.info({ file: config.path, reason: config.reason }, `reading namespace labels from file ${config.path}: ${config.reason}`);
     return { namespaces: new FileNamespaceSource(config.path) };
@@ -33,7 +39,8 @@ function createNamespaceSource(config: NamespaceSourceConfig, log: Logger): { na
     { server: kubeConfig.getCurrentCluster()?.server, reason: config.reason },
     `watching namespaces of ${kubeConfig.getCurrentCluster()?.server} (${config.reason})`,
   );
-  return { namespaces: new KubeNamespaceCache(kubeConfig, log), kubeConfig };
+  const cache = new KubeNamespaceCache(kubeConfig, log, { labelPrefix });
+  return { namespaces: cache, cache, kubeConfig };
 }
 
 /** The serving pair and client CA, checked before anything starts. */
@@ -54,14 +61,33 @@ async function listen(app: { listen(at: { port: number; host: string }): Promise
   }
 }
 
+function createRepairer(
+  config: ServeConfig,
+  namespaces: KubeNamespaceCache | undefined,
+  kubeConfig: KubeConfig | undefined,
+  metrics: WebhookMetrics,
+  log: Logger,
+): Repairer | undefined {
+  if (!config.repair) {
+    log.info('repair off (--repair off): objects admitted unmutated while no replica answered are neither repaired nor reported');
+    return undefined;
+  }
+  if (!namespaces || !kubeConfig) {
+    log.info('repair off: namespace labels come from a file, there is no cluster to repair');
+    return undefined;
+  }
+  return new Repairer(kubeConfig, log, { labelPrefix: config.labelPrefix, namespaces, reporter: metrics, instance: hostname() });
+}
+
 export async function serve(config: ServeConfig): Promise<void> {
   const { log, end: endLog } = createLogger(config.logLevel);
   const { pair, clientCa } = readServingTls(config);
-  const { namespaces, kubeConfig } = createNamespaceSource(config.namespaces, log);
+  const { namespaces, cache, kubeConfig } = createNamespaceSource(config.namespaces, config.labelPrefix, log);
   // parseServeConfig refuses --watch-nodes with a namespaces file.
   const nodes = config.watchNodes && kubeConfig ? new NodeWatch(kubeConfig, log) : undefined;
   const metrics = new WebhookMetrics(namespaces);
   if (nodes) metrics.trackWatch(nodes.watch);
+  const repairer = createRepairer(config, cache, kubeConfig, metrics, log);
   const shutdown = new GracefulShutdown(log);
   const app = buildServer({
     tls: { cert: pair.cert, key: pair.key, clientCa },
@@ -91,10 +117,12 @@ export async function serve(config: ServeConfig): Promise<void> {
     caReloader?.stop();
     await app.close();
     await metricsApp.close();
+    await repairer?.stop();
     await namespaces.stop();
     await nodes?.stop();
   };
-  void namespaces.start();
+  // The repair judges objects by their namespace's labels: it starts once they have been listed.
+  void namespaces.start().then(() => repairer?.start());
   void nodes?.start();
   try {
     await listen(app, 'port', config.port, config.host);

@@ -1,4 +1,4 @@
-// GETs and watches against the API server on connections of their own. client-node's KubeConfig
+// GETs, watches and the repairer's few writes against the API server on connections of their own. client-node's KubeConfig
 // supplies the TLS settings and credentials (exec plugins and token files included) and a new
 // agent per request, so no request ever waits behind a socket another one froze. The watch
 // reports every chunk it receives, for the cache's inactivity deadline.
@@ -55,6 +55,17 @@ export class KubeHttp {
     return JSON.parse(body) as T;
   }
 
+  /**
+   * Sends `body` as JSON (or as `contentType`, a JSON patch say) with `method` and parses the
+   * JSON answer; any status but 200 and 201 is thrown as a KubeApiError.
+   */
+  async send<T>(method: 'POST' | 'PATCH', path: string, body: unknown, signal: AbortSignal, contentType = 'application/json'): Promise<T> {
+    const res = await this.open(path, {}, signal, { method, body: JSON.stringify(body), contentType });
+    const text = await readBody(res, Infinity);
+    if (res.statusCode !== 200 && res.statusCode !== 201) throw errorFrom(res.statusCode ?? 0, text);
+    return JSON.parse(text) as T;
+  }
+
   /** Opens a watch and delivers its lines; settles when the stream ends (resolves) or breaks (rejects). */
   async watch(path: string, query: Query, signal: AbortSignal, handlers: WatchHandlers): Promise<void> {
     const res = await this.open(path, { ...query, watch: true }, signal);
@@ -76,12 +87,22 @@ export class KubeHttp {
     });
   }
 
-  private async open(path: string, query: Query, signal: AbortSignal): Promise<http.IncomingMessage> {
+  private async open(
+    path: string,
+    query: Query,
+    signal: AbortSignal,
+    write?: { method: string; body: string; contentType: string },
+  ): Promise<http.IncomingMessage> {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     const url = new URL(cluster.server.replace(/\/+$/, '') + path);
     for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, String(value));
-    const options: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+    const options: https.RequestOptions = {
+      method: write?.method ?? 'GET',
+      headers: write
+        ? { accept: 'application/json', 'content-type': write.contentType, 'content-length': Buffer.byteLength(write.body) }
+        : { accept: 'application/json' },
+    };
     // Credentials, CA, client certificate, and a new agent: this request's own connection.
     await this.kubeConfig.applyToHTTPSOptions(options);
     signal.throwIfAborted();
@@ -89,7 +110,7 @@ export class KubeHttp {
     return new Promise((resolve, reject) => {
       const req = send(url, { ...options, signal }, resolve);
       req.on('error', reject);
-      req.end();
+      req.end(write?.body);
     });
   }
 }

@@ -6,7 +6,8 @@
 // a bookmark). Everything else lists afresh: a 410, a "too large resource version", a watch that
 // breaks, fails to open, goes silent, or ends without a single event (as one from the
 // resourceVersion of another etcd does on 1.20). Failures back off with jitter. It keeps only
-// what its owner needs of each object, and stops cleanly mid-request.
+// what its owner needs of each object (possibly nothing, for an owner that acts on each object as
+// it comes), and stops cleanly mid-request. Namespaced objects are keyed by namespace/name.
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
@@ -42,10 +43,17 @@ export interface ListWatchCacheOptions<T extends KubernetesObject> {
   path: string;
   /** What log lines and metrics call one object, e.g. "namespace". */
   resource: string;
-  /** What the cache keeps of an object: whole objects (managedFields, Node status) cost many times the heap. */
-  slim: (object: T) => T;
+  /**
+   * What the cache keeps of an object: whole objects (managedFields, Node status) cost many times
+   * the heap. Undefined: nothing is kept (the owner acts on each object in onObject).
+   */
+  slim: (object: T) => T | undefined;
   /** Called after each full list and each watch event that changes an object. */
   onChange?: () => void;
+  /** Each object of every list and each ADDED or MODIFIED event, whole, before it is slimmed. */
+  onObject?: (object: T) => void;
+  /** Each DELETED event. */
+  onDeleted?: (object: T) => void;
   /** Bound on each page of the list: an API server that accepts and never answers must not stall the cache. */
   listTimeoutMs?: number;
   /** Objects per list request; paging keeps the transient memory of a list small. */
@@ -62,7 +70,7 @@ export interface ListWatchCacheOptions<T extends KubernetesObject> {
 }
 
 /** The timing settings an owner of a cache may pass through (the owner fixes what is watched). */
-export type ListWatchTuning = Omit<ListWatchCacheOptions<KubernetesObject>, 'path' | 'resource' | 'slim' | 'onChange'>;
+export type ListWatchTuning = Omit<ListWatchCacheOptions<KubernetesObject>, 'path' | 'resource' | 'slim' | 'onChange' | 'onObject' | 'onDeleted'>;
 
 /** A request given up on: timed out, or the cache was stopped. Its message is the reason. */
 export class AbandonedError extends Error {}
@@ -70,6 +78,11 @@ export class AbandonedError extends Error {}
 interface Restart {
   reason: RestartReason;
   err?: string;
+}
+
+function keyOf(object: KubernetesObject): string | undefined {
+  const { name, namespace } = object.metadata ?? {};
+  return name && namespace ? `${namespace}/${name}` : name;
 }
 
 interface WatchEvent<T> {
@@ -150,8 +163,9 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
     return this.listed;
   }
 
-  get(name: string): T | undefined {
-    return this.store.get(name);
+  /** By name, or namespace/name for a namespaced resource. */
+  get(key: string): T | undefined {
+    return this.store.get(key);
   }
 
   list(): readonly T[] {
@@ -227,10 +241,7 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
     do {
       const query = { limit: this.listPageSize, continue: next };
       page = await this.bounded(`list of ${this.resource}s`, this.listTimeoutMs, (signal) => this.http.getJson(this.options.path, query, signal));
-      for (const item of page.items) {
-        const name = item.metadata?.name;
-        if (name) items.set(name, this.options.slim(item));
-      }
+      for (const item of page.items) this.keep(items, item);
       next = page.metadata?.continue || undefined;
     } while (next);
     const relisted = this.listed;
@@ -309,12 +320,13 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
     const { type, object } = event;
     if (!object || typeof object !== 'object') throw new Error(`event ${type} has no object`);
     if (type === 'ERROR') return statusError(object, 500);
-    const name = object.metadata?.name;
     const resourceVersion = object.metadata?.resourceVersion;
     if (type === 'ADDED' || type === 'MODIFIED') {
-      if (name) this.store.set(name, this.options.slim(object));
+      this.keep(this.store, object);
     } else if (type === 'DELETED') {
-      if (name) this.store.delete(name);
+      const key = keyOf(object);
+      if (key) this.store.delete(key);
+      this.options.onDeleted?.(object);
     } else if (type !== 'BOOKMARK') {
       throw new Error(`unknown event type ${String(type)}`);
     }
@@ -326,6 +338,16 @@ export class ListWatchCache<T extends KubernetesObject> implements WatchedResour
       this.options.onChange?.();
     }
     return undefined;
+  }
+
+  /** Hands the whole object to the owner, then stores what it keeps of it. */
+  private keep(store: Map<string, T>, object: T): void {
+    const key = keyOf(object);
+    if (!key) return;
+    this.options.onObject?.(object);
+    const kept = this.options.slim(object);
+    if (kept) store.set(key, kept);
+    else store.delete(key);
   }
 
   private restarted({ reason, err }: Restart): void {

@@ -12,25 +12,54 @@ import type { NamespaceSource } from './namespace-source.js';
 export type KubeNamespaceCacheOptions = ListWatchTuning & {
   /** Bound on the live GET of a cache miss; well under the webhook's timeoutSeconds. */
   getTimeoutMs?: number;
+  /** Prefix of the labels whose last change is kept (labelsSetAt); default realip.io. */
+  labelPrefix?: string;
 };
 
+/** A Namespace as cached; labelsSetAt only on namespaces that carry one of the webhook's labels. */
+export type CachedNamespace = V1Namespace & { labelsSetAt?: number };
+
 /**
- * What the cache keeps of a Namespace: name, labels, and the resourceVersion the watch resumes
- * from. Whole objects (managedFields and all) took five times the heap: 15 MB for 10,000.
+ * What the cache keeps of a Namespace: name, labels, the resourceVersion the watch resumes from,
+ * and when the webhook's labels were last set. Whole objects (managedFields and all) took five
+ * times the heap: 15 MB for 10,000.
  */
-function slim(namespace: V1Namespace): V1Namespace {
-  const { name, resourceVersion, labels } = namespace.metadata ?? {};
-  return { metadata: { name, resourceVersion, labels } };
+function slimmer(labelPrefix: string) {
+  return (namespace: V1Namespace): CachedNamespace => {
+    const { name, resourceVersion, labels } = namespace.metadata ?? {};
+    const kept: CachedNamespace = { metadata: { name, resourceVersion, labels } };
+    const setAt = labels && Object.keys(labels).some((k) => k.startsWith(`${labelPrefix}/`)) ? labelsSetAt(namespace, labelPrefix) : undefined;
+    if (setAt !== undefined) kept.labelsSetAt = setAt;
+    return kept;
+  };
+}
+
+/**
+ * The latest time (Unix ms, whole seconds) at which a field manager that owns one of the labels
+ * under `labelPrefix` wrote the namespace: no such label was set after it. Undefined when no
+ * managedFields entry owns one (managedFields cleared by a client), so nothing can be said.
+ */
+export function labelsSetAt(namespace: V1Namespace, labelPrefix: string): number | undefined {
+  let latest: number | undefined;
+  for (const entry of namespace.metadata?.managedFields ?? []) {
+    const labels = (entry.fieldsV1 as { 'f:metadata'?: { 'f:labels'?: Record<string, unknown> } } | undefined)?.['f:metadata']?.['f:labels'];
+    if (!labels || !Object.keys(labels).some((f) => f.startsWith(`f:${labelPrefix}/`))) continue;
+    const time = entry.time ? new Date(entry.time).getTime() : NaN;
+    if (Number.isNaN(time)) continue;
+    if (latest === undefined || time > latest) latest = time;
+  }
+  return latest;
 }
 
 export class KubeNamespaceCache implements NamespaceSource {
-  private readonly cache: ListWatchCache<V1Namespace>;
+  private readonly cache: ListWatchCache<CachedNamespace>;
   private readonly getTimeoutMs: number;
   private readonly pendingGets = new Map<string, Promise<NamespaceLookup>>();
 
   constructor(kubeConfig: KubeConfig, log: Logger, options: KubeNamespaceCacheOptions = {}) {
     this.getTimeoutMs = options.getTimeoutMs ?? 2000;
-    this.cache = new ListWatchCache(kubeConfig, log, { ...options, path: '/api/v1/namespaces', resource: 'namespace', slim });
+    const slim = slimmer(options.labelPrefix ?? 'realip.io');
+    this.cache = new ListWatchCache<CachedNamespace>(kubeConfig, log, { ...options, path: '/api/v1/namespaces', resource: 'namespace', slim });
   }
 
   /** The watch's health, for the metrics. */
@@ -57,6 +86,11 @@ export class KubeNamespaceCache implements NamespaceSource {
 
   size(): number {
     return this.cache.size();
+  }
+
+  /** The cached namespace, without a live GET on a miss (for the repair of what slipped through). */
+  cached(name: string): CachedNamespace | undefined {
+    return this.cache.get(name);
   }
 
   async lookup(name: string): Promise<NamespaceLookup> {

@@ -7,6 +7,7 @@ import type { AdmissionSummary } from '../admission/admit.js';
 import type { WatchedResource } from '../kube/list-watch-cache.js';
 import { WORKLOAD_KINDS } from '../mutation/workload-kinds.js';
 import type { NamespaceSource } from '../namespaces/namespace-source.js';
+import type { RepairOutcome } from '../repair/repairer.js';
 
 const PREFIX = 'realip_webhook_';
 
@@ -31,6 +32,7 @@ export class WebhookMetrics {
   private readonly watchRestarts: Counter<'resource' | 'reason'>;
   private readonly watchRelists: Counter<'resource'>;
   private readonly watched: WatchedResource[] = [];
+  private readonly repairs: Counter<'kind' | 'outcome'>;
 
   constructor(namespaces: NamespaceSource) {
     const registers = [this.registry];
@@ -104,6 +106,12 @@ export class WebhookMetrics {
       labelNames: ['resource'],
       registers,
     });
+    this.repairs = new Counter({
+      name: `${PREFIX}repairs_total`,
+      help: 'Objects found admitted unmutated in opted-in namespaces (no replica answered, failurePolicy Ignore), by kind and outcome: repaired (a Service patched), reported (an Event on a workload), failed (a write that failed; retried)',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    });
     const watched = this.watched;
     new Gauge({
       name: `${PREFIX}watch_last_success_age_seconds`,
@@ -128,6 +136,10 @@ export class WebhookMetrics {
       restarted: (reason) => this.watchRestarts.inc({ resource, reason }),
       relisted: () => this.watchRelists.inc({ resource }),
     };
+  }
+
+  repair(kind: string, outcome: RepairOutcome): void {
+    this.repairs.inc({ kind, outcome });
   }
 
   admission(summary: Pick<AdmissionSummary, 'kind' | 'operation' | 'outcome' | 'changes' | 'skipped'>): void {

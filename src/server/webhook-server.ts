@@ -76,15 +76,19 @@ export function buildServer(options: ServerOptions) {
   const log = options.logger;
   app.server.maxConnections = limits.maxConnections;
   reportDroppedConnections(app.server, limits.maxConnections, log, () => options.metrics?.connectionDropped());
-  // While shutting down, every answer asks the client to reconnect, which reaches another replica.
-  // Hooks here and below take a callback rather than return a promise: one less per request.
-  const { isShuttingDown } = options;
-  if (isShuttingDown) {
-    app.addHook('onSend', (_req, reply, payload, done) => {
-      if (isShuttingDown()) void reply.header('connection', 'close');
-      done(null, payload);
-    });
-  }
+  // While shutting down, and on a connection past its age, every answer asks the client to
+  // reconnect, which reaches another replica (or spreads over both, limits.ts). Hooks here and
+  // below take a callback rather than return a promise: one less per request.
+  const isShuttingDown = options.isShuttingDown ?? (() => false);
+  const firstAnswerAt = new WeakMap<object, number>();
+  app.addHook('onSend', (req, reply, payload, done) => {
+    const socket = req.raw.socket;
+    const now = Date.now();
+    const since = firstAnswerAt.get(socket);
+    if (since === undefined) firstAnswerAt.set(socket, now);
+    if (isShuttingDown() || (since !== undefined && now - since >= limits.maxConnectionAgeMs)) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   // Reviews are JSON; a text body gets 415 rather than a confusing "not an object" 400.
   app.removeContentTypeParser('text/plain');
 

@@ -23,6 +23,12 @@ export interface DocsRunOptions {
   /** 'local': run serve and run blocks, skip cluster ones. 'cluster': run the cluster blocks only. */
   mode: 'local' | 'cluster';
   startCluster?: () => Promise<DocsCluster>;
+  /**
+   * The kubectl of the release the cluster runs (test/kubernetes/release.ts): cluster blocks find
+   * it first on PATH as `kubectl`, so the docs run the client a user of that release has, never
+   * the machine's.
+   */
+  kubectl?: string;
 }
 
 const SERVE_PORT = '127.0.0.1:8443';
@@ -155,8 +161,8 @@ function why(block: Block, helm: string | undefined): string | undefined {
 }
 
 /** The API server's version, as `kubectl version` reads it. */
-function serverVersion(kubeconfig: string, home: string): { minor: number; gitVersion: string } {
-  const out = execFileSync('kubectl', ['version', '-o', 'json'], { env: blockEnv(home, { KUBECONFIG: kubeconfig }), encoding: 'utf8' });
+function serverVersion(kubectl: string, kubeconfig: string, home: string): { minor: number; gitVersion: string } {
+  const out = execFileSync(kubectl, ['version', '-o', 'json'], { env: blockEnv(home, { KUBECONFIG: kubeconfig }), encoding: 'utf8' });
   const v = (JSON.parse(out) as { serverVersion: { minor: string; gitVersion: string } }).serverVersion;
   return { minor: parseInt(v.minor, 10), gitVersion: v.gitVersion };
 }
@@ -213,12 +219,14 @@ export async function runDocs(t: TestContext, opts: DocsRunOptions): Promise<voi
               }
               cluster ??= await opts.startCluster();
               extra['KUBECONFIG'] = cluster.kubeconfig;
-              const version = serverVersion(cluster.kubeconfig, home);
+              if (!opts.kubectl) throw new Error('cluster blocks need the kubectl of the release under test');
+              const version = serverVersion(opts.kubectl, cluster.kubeconfig, home);
               if (block.minMinor !== undefined && version.minor < block.minMinor) {
                 return bt.skip(`needs Kubernetes 1.${block.minMinor} or newer; this API server is ${version.gitVersion}`);
               }
             }
             const env = blockEnv(home, extra);
+            if (block.cluster) env['PATH'] = `${kubectlDir(dir, opts.kubectl!)}:${env['PATH']}`;
             if (block.needsHelm) env['PATH'] = `${dirname(helm!)}:${env['PATH']}`;
             if (block.before) {
               const b = bash(block.before, cwd, env);
@@ -235,6 +243,16 @@ export async function runDocs(t: TestContext, opts: DocsRunOptions): Promise<voi
       }
     });
   }
+}
+
+/** A directory holding only `kubectl`, a link to the release's: first on PATH, it shadows the machine's. */
+function kubectlDir(dir: string, kubectl: string): string {
+  const bin = join(dir, 'kubectl-bin');
+  if (!existsSync(bin)) {
+    mkdirSync(bin);
+    symlinkSync(kubectl, join(bin, 'kubectl'));
+  }
+  return bin;
 }
 
 function firstLine(script: string): string {

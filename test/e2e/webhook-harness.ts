@@ -7,6 +7,7 @@ import { access, readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { generateCerts, type ServingCerts } from '../support/certs.js';
@@ -200,9 +201,19 @@ function probeReadyz(port: number, ca: Buffer): Promise<string> {
 export async function shippedWebhookConfiguration(r: KubernetesRelease = release): Promise<Obj> {
   const config = parse(await readFile(SHIPPED_CONFIG, 'utf8')) as Obj;
   if (atLeast('1.30', r)) return config;
-  const component = parse(await readFile(BEFORE_1_30, 'utf8')) as Obj;
-  const [patch] = component.patches as Obj[];
-  return jsonpatch.applyPatch(config, parse(patch!.patch) as Operation[], true, false).newDocument;
+  return withComponent(config, BEFORE_1_30);
+}
+
+/**
+ * The webhook configuration with the patch of a kustomize component applied, as kustomize would
+ * apply it (manifests/components/<name>/kustomization.yaml, its MutatingWebhookConfiguration patch).
+ */
+export async function withComponent(config: Obj, component: string): Promise<Obj> {
+  const file = component.endsWith('.yaml') ? component : join(ROOT, 'manifests', 'components', component, 'kustomization.yaml');
+  const patches = (parse(await readFile(file, 'utf8')) as Obj).patches as Obj[];
+  const patch = patches.find((p) => p.target?.kind === 'MutatingWebhookConfiguration');
+  if (!patch) throw new Error(`${file} has no patch of the MutatingWebhookConfiguration`);
+  return jsonpatch.applyPatch(structuredClone(config), parse(patch.patch) as Operation[], true, false).newDocument;
 }
 
 /**
@@ -248,6 +259,25 @@ export async function pollUntil<T>(
 /** A multi-document YAML stream for `kubectl <verb> -f -`, objects in order. */
 export function manifestStream(...objects: Obj[]): string {
   return objects.map((o) => stringify(o)).join('---\n');
+}
+
+/**
+ * `test` for the scenarios of a suite: each has `timeoutMs`, and a failure prints the log tail of
+ * every webhook in `started` as diagnostics.
+ */
+export function scenarioRunner(started: readonly Webhook[], timeoutMs: number) {
+  return (name: string, fn: (t: TestContext) => Promise<void>, options: { skip?: string; todo?: string } = {}) =>
+    test(name, { timeout: timeoutMs, ...options }, async (t) => {
+      try {
+        await fn(t);
+      } catch (err) {
+        for (const w of started) {
+          t.diagnostic(`--- webhook ${w.name} log (tail, ${w.logFile}) ---`);
+          for (const line of (await w.logTail(25)).split('\n')) t.diagnostic(line);
+        }
+        throw err;
+      }
+    });
 }
 
 /** The webhook's one-line admission summaries (pino JSON, msg "admission"), for checking who answered what. */

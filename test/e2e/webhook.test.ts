@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { atLeast, release } from '../kubernetes/release.js';
 import type { ServingCerts } from '../support/certs.js';
 import { startCluster, type Cluster } from './cluster.js';
@@ -34,6 +34,7 @@ import {
   manifestStream,
   missingPrerequisites,
   pollUntil,
+  scenarioRunner,
   shippedWebhookConfiguration,
   startWebhook,
   type Obj,
@@ -117,19 +118,7 @@ const realipWarnings = (stderr: string) => stderr.split('\n').filter((l) => l.st
 // ---------------------------------------------------------------------------------------------
 // Scenarios print as `test` names; a failure adds the webhook's log tail.
 
-function scenario(name: string, fn: (t: TestContext) => Promise<void>, options: { skip?: string; todo?: string } = {}) {
-  test(name, { timeout: SCENARIO_TIMEOUT_MS, ...options }, async (t) => {
-    try {
-      await fn(t);
-    } catch (err) {
-      for (const w of started) {
-        t.diagnostic(`--- webhook ${w.name} log (tail, ${w.logFile}) ---`);
-        for (const line of (await w.logTail(25)).split('\n')) t.diagnostic(line);
-      }
-      throw err;
-    }
-  });
-}
+const scenario = scenarioRunner(started, SCENARIO_TIMEOUT_MS);
 
 /** For hooks: a failure carries the webhook log tails (scenarios print them as diagnostics). */
 async function withLogs(fn: () => Promise<void>): Promise<void> {

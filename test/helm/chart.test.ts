@@ -224,6 +224,16 @@ test('no drift: watchNodes=true vs components/watch-nodes', () => {
   assert.deepEqual(driftBetween(helm, kustomizeComposed('overlays/cert-manager', ['components/watch-nodes'])), []);
 });
 
+test('no drift: repair=false vs components/no-repair, alone and with watch-nodes', () => {
+  const helm = helmTemplate({ values: { tls: { mode: 'cert-manager' }, repair: false } });
+  assert.deepEqual(driftBetween(helm, kustomizeComposed('overlays/cert-manager', ['components/no-repair'])), []);
+  const rules = one(helm, 'ClusterRole').rules.map((r: Any) => r.resources.join(','));
+  assert.deepEqual(rules, ['namespaces']);
+  // The chart passes --watch-nodes before --repair=off: the components in that order.
+  const both = helmTemplate({ values: { tls: { mode: 'cert-manager' }, repair: false, watchNodes: true } });
+  assert.deepEqual(driftBetween(both, kustomizeComposed('overlays/cert-manager', ['components/watch-nodes', 'components/no-repair'])), []);
+});
+
 test('no drift: tls.mode=helm, failClosed and watchNodes vs overlays/plain with both components', () => {
   const helm = helmTemplate({ values: { failClosed: true, watchNodes: true } });
   const plain = kustomizeComposed('overlays/plain', ['components/fail-closed', 'components/watch-nodes']);
@@ -340,12 +350,17 @@ test('failClosed sets failurePolicy Fail and --fail-closed together, and neither
   }
 });
 
-test('watchNodes adds nodes get/list/watch and --watch-nodes; without it RBAC is namespaces only', () => {
-  for (const watchNodes of [false, true]) {
-    const objs = helmTemplate({ values: { watchNodes } });
-    const resources = one(objs, 'ClusterRole').rules.map((r: Any) => r.resources[0]);
-    assert.deepEqual(resources, watchNodes ? ['namespaces', 'nodes'] : ['namespaces']);
-    assert.equal((containerOf(objs).args as string[]).includes('--watch-nodes'), watchNodes);
+test('watchNodes adds nodes get/list/watch and --watch-nodes; repair: false leaves RBAC at namespaces (and nodes)', () => {
+  for (const repair of [true, false]) {
+    for (const watchNodes of [false, true]) {
+      const objs = helmTemplate({ values: { watchNodes, repair } });
+      const resources = one(objs, 'ClusterRole').rules.map((r: Any) => r.resources[0]);
+      const expected = ['namespaces', ...(repair ? ['services', 'deployments', 'jobs', 'events'] : []), ...(watchNodes ? ['nodes'] : [])];
+      assert.deepEqual(resources, expected, `repair ${repair}, watchNodes ${watchNodes}`);
+      const args = containerOf(objs).args as string[];
+      assert.equal(args.includes('--watch-nodes'), watchNodes);
+      assert.equal(args.includes('--repair=off'), !repair);
+    }
   }
 });
 

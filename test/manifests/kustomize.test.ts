@@ -154,11 +154,11 @@ function assertCommon(objs: K8sObject[], opts: { matchConditions?: false } = {})
     assert.deepEqual(wh.admissionReviewVersions, ['v1', 'v1beta1']);
   }
 
-  // --- RBAC: namespaces get/list/watch, nothing else ---
+  // --- RBAC: namespaces get/list/watch, and the repair's reads and its two writes ---
   assert.equal(all(objs, 'Role').length, 0, 'no namespaced Role');
   const role = one(objs, 'ClusterRole');
   assert.equal(role.metadata.name, 'realip-webhook');
-  assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }]);
+  assert.deepEqual(role.rules, [NAMESPACES_RULE, ...REPAIR_RULES]);
   const binding = one(objs, 'ClusterRoleBinding');
   assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'realip-webhook' });
   assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'realip-webhook', namespace: NS }]);
@@ -339,6 +339,15 @@ test('overlays/plain renders with certs/generate.sh output; caBundle is the gene
   assert.equal(leaf.checkHost(SERVICE_DNS[0]!), SERVICE_DNS[0]);
 });
 
+const NAMESPACES_RULE = { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] };
+/** What serve's repair reads (every kind the webhook mutates but Pods) and writes (Services, Events). */
+const REPAIR_RULES = [
+  { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch', 'patch'] },
+  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'replicasets', 'daemonsets'], verbs: ['list', 'watch'] },
+  { apiGroups: ['batch'], resources: ['jobs', 'cronjobs'], verbs: ['list', 'watch'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+];
+
 test('overlays/plain has its tls/ directory git-ignored', () => {
   const ignore = readFileSync(join(REPO_ROOT, 'manifests/overlays/plain/.gitignore'), 'utf8');
   assert.match(ignore, /^\/?tls\/?$/m);
@@ -365,10 +374,26 @@ test('components/watch-nodes: nodes get/list/watch and --watch-nodes', (t) => {
   if (skipReason) return t.skip(skipReason);
   const objs = renderComposed('watch-nodes', ['base'], ['components/watch-nodes']);
   assert.deepEqual(one(objs, 'ClusterRole').rules, [
-    { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+    NAMESPACES_RULE,
+    ...REPAIR_RULES,
     { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
   ]);
   assert.ok((containerOf(objs).args as string[]).includes('--watch-nodes'));
+});
+
+test('components/no-repair: namespaces get/list/watch only and --repair=off, nothing else changes; with watch-nodes in either order', (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const base = render(join(work, 'manifests/base'));
+  const objs = renderComposed('no-repair', ['base'], ['components/no-repair']);
+  assert.deepEqual(one(objs, 'ClusterRole').rules, [NAMESPACES_RULE]);
+  const args: string[] = containerOf(objs).args;
+  assert.deepEqual(args, [...containerOf(base).args, '--repair=off']);
+  const rest = (list: K8sObject[]) => list.filter((o) => o.kind !== 'ClusterRole' && o.kind !== 'Deployment');
+  assert.deepEqual(rest(objs), rest(base));
+  for (const order of [['components/no-repair', 'components/watch-nodes'], ['components/watch-nodes', 'components/no-repair']]) {
+    const both = renderComposed(`no-repair-${order[0]!.split('/')[1]}`, ['base'], order);
+    assert.deepEqual(one(both, 'ClusterRole').rules, [NAMESPACES_RULE, { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }], order.join(' then '));
+  }
 });
 
 test('components/before-1.30: the same configuration without matchConditions, nothing else changes', (t) => {

@@ -51,10 +51,14 @@ async function openTls(port: number): Promise<TLSSocket> {
   return socket;
 }
 
-/** Resolves with what the server sent once it closed the socket; fails if it is still open after `boundMs`. */
+/**
+ * Resolves with what the server sent once it closed the socket (a reset included: the code of the
+ * error is appended, as ` [ECONNRESET]`); fails if it is still open after `boundMs`.
+ */
 async function closedByServer(socket: { on(event: string, fn: (...args: never[]) => void): unknown }, boundMs = 10_000) {
   let received = '';
   socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+  socket.on('error', (err: NodeJS.ErrnoException) => (received += ` [${err.code ?? err.message}]`));
   let timer: NodeJS.Timeout | undefined;
   const closed = new Promise<string>((resolve) => socket.on('close', () => resolve(received)));
   const stuck = new Promise<never>((_, reject) => {
@@ -110,16 +114,37 @@ describe('slow clients', () => {
     }
   });
 
-  it('cuts a client that sends its body a byte at a time', async () => {
-    const socket = await openTls(server.port);
-    socket.write('POST /mutate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{');
-    const drip = setInterval(() => socket.writable && socket.write(' '), 50);
-    try {
-      const received = await closedByServer(socket);
-      assert.match(received, /^HTTP\/1\.1 408 /);
-    } finally {
-      clearInterval(drip);
-    }
+  // A client that keeps sending races the server's close: its next byte can meet the closed
+  // socket, and the reset that answers it takes the unread 408 with it (seen under load). So the
+  // byte-at-a-time client asserts the cut (the server closes, with 408 or that reset), and a client
+  // that stalls mid-body, which nothing races, asserts the 408. The idle timeout is out of reach
+  // for both, so only the request timeout can end them.
+  describe('a body that never ends, with only the request timeout in reach', () => {
+    let slowBody: Running;
+    before(async () => {
+      slowBody = await start({ ...FAST_TIMEOUTS, idleTimeoutMs: 60_000 });
+    });
+    const openBody = async () => {
+      const socket = await openTls(slowBody.port);
+      socket.write('POST /mutate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{');
+      return socket;
+    };
+
+    it('cuts a client that sends its body a byte at a time', async () => {
+      const socket = await openBody();
+      const drip = setInterval(() => socket.writable && socket.write(' '), 50);
+      try {
+        const received = await closedByServer(socket);
+        assert.match(received, /^HTTP\/1\.1 408 |^ ?\[(ECONNRESET|EPIPE)\]/, received);
+      } finally {
+        clearInterval(drip);
+      }
+    });
+
+    it('answers 408 to a client that stalls mid-body', async () => {
+      const socket = await openBody();
+      assert.match(await closedByServer(socket), /^HTTP\/1\.1 408 /);
+    });
   });
 
   it('closes a TLS connection that never sends a request, with 408', async () => {
@@ -138,6 +163,37 @@ describe('slow clients', () => {
     const res = await send(server.port, '/mutate', { ca: certs.caPem, body: review(deployment(), { uid: 'normal' }) });
     assert.equal(res.status, 200);
     assert.equal(res.json['response']['uid'], 'normal');
+  });
+});
+
+describe('connection age', () => {
+  /** One GET /healthz on `socket`, and the response head. */
+  async function healthz(socket: TLSSocket): Promise<string> {
+    let received = '';
+    const done = new Promise<void>((resolve) => {
+      const onData = (chunk: Buffer) => {
+        received += chunk.toString();
+        if (received.includes('{"status":"ok"}')) {
+          socket.off('data', onData);
+          resolve();
+        }
+      };
+      socket.on('data', onData);
+    });
+    socket.write('GET /healthz HTTP/1.1\r\nHost: webhook\r\n\r\n');
+    await done;
+    return received.slice(0, received.indexOf('\r\n\r\n')).toLowerCase();
+  }
+
+  it('keeps a young connection, and closes one past maxConnectionAgeMs after its answer', async () => {
+    const server = await start({ maxConnectionAgeMs: 300 });
+    const socket = await openTls(server.port);
+    assert.match(await healthz(socket), /^connection: keep-alive$/m, 'the first answer starts the clock');
+    assert.match(await healthz(socket), /^connection: keep-alive$/m);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const head = await healthz(socket);
+    assert.match(head, /^connection: close$/m);
+    await closedByServer(socket);
   });
 });
 
