@@ -98,14 +98,15 @@ export function countPerReplica(c: Cluster, intervalMs = 500): { stop(): Promise
   const served: Record<string, number> = {};
   let running = true;
   const loop = (async () => {
-    while (running) {
+    // The first reading is the baseline of the Pods already running; later ones count from zero.
+    for (let first = true; running; first = false) {
       const pods = await webhookPods(c).catch(() => []);
       await Promise.all(pods.filter((p) => p.status?.podIP).map(async (p) => {
         const key = `${p.metadata.name}@${p.spec.nodeName}`;
         const now = await answered(p.status.podIP).catch(() => undefined);
         if (now === undefined) return;
         const before = last.get(key) ?? 0;
-        served[key] = (served[key] ?? 0) + (now >= before ? now - before : now);
+        served[key] = (served[key] ?? 0) + (first ? 0 : now >= before ? now - before : now);
         last.set(key, now);
       }));
       await sleep(intervalMs);
