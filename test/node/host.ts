@@ -57,6 +57,8 @@ export interface RunState {
   addresses: string[];
   /** Cgroup paths relative to each hierarchy's root. */
   cgroups: string[];
+  /** The control plane's directory (test/e2e/cluster.ts makes it): etcd, the API server and the components name it. */
+  clusterDir?: string;
   /** Whether kube-proxy ran, so its rules must be cleaned up. */
   kubeProxy: boolean;
   /** Host directories the run's processes write whatever they are told, that did not exist before it. */
@@ -218,7 +220,8 @@ export function kubeProxyRules(): string[] {
  */
 export function undoRun(state: RunState, kubeProxyBin: string): void {
   for (let i = 0; i < 3; i++) {
-    const pids = [...processesNaming(state.dir), ...state.cgroups.flatMap(cgroupPids)];
+    const dirs = [state.dir, ...(state.clusterDir ? [state.clusterDir] : [])];
+    const pids = [...dirs.flatMap(processesNaming), ...state.cgroups.flatMap(cgroupPids)];
     if (pids.length === 0) break;
     killAll(pids);
     execFileSync('sleep', ['0.3']);
@@ -237,6 +240,7 @@ export function undoRun(state: RunState, kubeProxyBin: string): void {
   // Tables iptables-nft made for kube-proxy and the kubelet, empty now.
   for (const t of nftTables()) if (!state.nftTables.includes(t)) quiet(() => execFileSync('nft', ['delete', ...t.split(' ')], { stdio: 'ignore' }));
   writeSysctls(state.sysctls);
+  if (state.clusterDir) rmSync(state.clusterDir, { recursive: true, force: true });
   rmSync(state.dir, { recursive: true, force: true });
 }
 
@@ -285,7 +289,9 @@ export function leftovers(state: RunState, before: { sysctls: Sysctls; rules: st
   for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4])) {
     if (m?.startsWith(state.dir)) left.push(`mount ${m}`);
   }
-  left.push(...processesNaming(state.dir).map((p) => `process ${p}: ${safeCmdline(p)}`));
+  for (const d of [state.dir, ...(state.clusterDir ? [state.clusterDir] : [])]) {
+    left.push(...processesNaming(d).map((p) => `process ${p}: ${safeCmdline(p)}`));
+  }
   left.push(...logLinksInto(state.dir).map((l) => `log link ${l}`));
   for (const d of state.madeDirs) if (existsSync(d)) left.push(`directory ${d}`);
   for (const t of nftTables()) if (!state.nftTables.includes(t)) left.push(`nftables ${t}`);

@@ -227,6 +227,8 @@ export async function startNodeCluster(nodeCount = 2): Promise<NodeCluster> {
 
     cluster = await startCluster({ release: RELEASE, podAddress: API_ADDRESS });
     const c = cluster;
+    state.clusterDir = c.dir;
+    saveState(state);
     const [kcmPort, schedPort, proxyHealthz, proxyMetrics, ...nodePorts] = await freePorts(4 + 2 * specs.length);
     procs.push(startProcess('kube-controller-manager', `${RELEASE.binDir}/kube-controller-manager`, dir, [
       '--kubeconfig', c.kubeconfig,
