@@ -8,6 +8,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startProcess, stopProcess, type Proc } from '../e2e/cluster.js';
+import { pidAlive } from '../support/pids.js';
 
 const NETNS_PREFIX = 'realipdp-';
 const LOG_DIR_PREFIX = 'realip-datapath-';
@@ -26,15 +27,6 @@ export async function whyNoNetns(): Promise<string | undefined> {
   }
   await run('ip', ['netns', 'del', probe]);
   return undefined;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function listNetns(): string[] {

@@ -1,6 +1,7 @@
 // A real, throwaway Kubernetes control plane (etcd + kube-apiserver) on
 // loopback for the e2e tests. No scheduler/controller-manager/kubelet: objects
 // are stored, defaulted and admitted (webhooks included) but Pods never run.
+// test:node starts it with `podAddress` and runs the rest of a cluster beside it (test/node).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
@@ -23,6 +24,10 @@ export interface Cluster {
   server: string;
   token: string;
   dir: string;
+  /** The CA of the API server's serving certificate (its self-signed certificate holds both). */
+  caFile: string;
+  /** The key that signs ServiceAccount tokens, for kube-controller-manager. */
+  serviceAccountKeyFile: string;
   kubectl(args: string[], opts?: { stdin?: string; allowFail?: boolean }): Promise<KubectlResult>;
   /**
    * Stops the API server and etcd and starts both again on an empty data directory, as after a
@@ -55,8 +60,19 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
+export interface ClusterOptions {
+  release?: KubernetesRelease;
+  apiserverArgs?: string[];
+  /**
+   * For a cluster whose Pods run: the API server binds and advertises this address (on the host,
+   * not loopback, which a Pod's network namespace has its own of), keeps the kubernetes Service's
+   * endpoints, admits ServiceAccount tokens, and has a Service range wider than a /24.
+   */
+  podAddress?: string;
+}
+
 /** A control plane of the release under test (KUBE_VERSION), or of the one given. */
-export async function startCluster(opts: { release?: KubernetesRelease; apiserverArgs?: string[] } = {}): Promise<Cluster> {
+export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const release = opts.release ?? releaseUnderTest;
   const apiserverBin = `${release.binDir}/kube-apiserver`;
   const etcdBin = release.etcd;
@@ -70,7 +86,8 @@ export async function startCluster(opts: { release?: KubernetesRelease; apiserve
   const kubeconfig = join(dir, 'kubeconfig');
   const token = randomBytes(24).toString('hex');
   const [etcdPort, peerPort, securePort] = (await freePorts(3)) as [number, number, number];
-  const server = `https://127.0.0.1:${securePort}`;
+  const address = opts.podAddress ?? '127.0.0.1';
+  const server = `https://${address}:${securePort}`;
   const caFile = join(certDir, 'apiserver.crt');
 
   await mkdir(certDir);
@@ -101,22 +118,22 @@ export async function startCluster(opts: { release?: KubernetesRelease; apiserve
   const apiserverArgs = [
     '--etcd-servers', etcdUrl,
     '--secure-port', String(securePort),
-    '--bind-address', '127.0.0.1',
-    '--advertise-address', '127.0.0.1',
-    // No endpoints for the kubernetes Service: newer releases refuse a loopback address there,
-    // and nothing here dials the API server through that Service.
-    '--endpoint-reconciler-type', 'none',
+    '--bind-address', address,
+    '--advertise-address', address,
+    // Without Pods, no endpoints for the kubernetes Service: newer releases refuse a loopback
+    // address there, and nothing dials the API server through that Service.
+    ...(opts.podAddress ? [] : ['--endpoint-reconciler-type', 'none']),
     // Removed in 1.24; before that the unauthenticated port is on by default.
     ...(atLeast('1.24', release) ? [] : ['--insecure-port', '0']),
-    '--service-cluster-ip-range', '10.0.0.0/24',
+    '--service-cluster-ip-range', opts.podAddress ? '10.0.0.0/16' : '10.0.0.0/24',
     '--cert-dir', certDir,
     '--service-account-issuer', 'https://kubernetes.default.svc',
     '--service-account-key-file', join(dir, 'sa.pub'),
     '--service-account-signing-key-file', join(dir, 'sa.key'),
     '--token-auth-file', join(dir, 'tokens.csv'),
     '--authorization-mode', 'RBAC',
-    // No controller-manager mints ServiceAccount tokens, so this plugin would reject every Pod.
-    '--disable-admission-plugins', 'ServiceAccount',
+    // Without Pods no kubelet requests ServiceAccount tokens, so this plugin would reject every Pod.
+    ...(opts.podAddress ? [] : ['--disable-admission-plugins', 'ServiceAccount']),
     ...(opts.apiserverArgs ?? []),
   ];
   let etcd = startProcess('etcd', etcdBin, dir, etcdArgs);
@@ -161,7 +178,8 @@ export async function startCluster(opts: { release?: KubernetesRelease; apiserve
     await ready();
   };
 
-  return { kubeconfig, server, token, dir, kubectl, restartOnEmptyStorage, apiserverPid: () => apiserver.child.pid!, stop };
+  const serviceAccountKeyFile = join(dir, 'sa.key');
+  return { kubeconfig, server, token, dir, caFile, serviceAccountKeyFile, kubectl, restartOnEmptyStorage, apiserverPid: () => apiserver.child.pid!, stop };
 }
 
 function kubeconfigFor(server: string, caFile: string, token: string) {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildInfo, type BuildInfo } from '../../build/build-info.ts';
 import { findExecutable } from '../support/executables.js';
+import { pidAlive } from '../support/pids.js';
 import { REPO_ROOT } from '../support/repo.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -145,26 +146,17 @@ process.on('exit', () => {
   }
 });
 
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** Containers and images of earlier runs that were killed before their clean-up (named by their pid). */
 export async function removeLeftovers(): Promise<void> {
   const containers = (await buildah(['containers', '--format', '{{.ContainerName}}'])).split('\n');
   for (const name of containers) {
     const pid = /^realip-image-test-(\d+)$/.exec(name)?.[1];
-    if (pid && !isAlive(Number(pid))) await buildah(['rm', name]);
+    if (pid && !pidAlive(Number(pid))) await buildah(['rm', name]);
   }
   const images = (await buildah(['images', '--format', '{{.Name}}:{{.Tag}}'])).split('\n');
   for (const image of images) {
     const pid = /^localhost\/realip-webhook:test-(\d+)$/.exec(image)?.[1];
-    if (pid && !isAlive(Number(pid))) await removeImage(image);
+    if (pid && !pidAlive(Number(pid))) await removeImage(image);
   }
 }
 
