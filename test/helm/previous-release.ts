@@ -1,10 +1,11 @@
 // The previous release, found from the history rather than from tags (a clone may have none): the
-// newest commit that changed package.json's version from one version to another version than the
-// tree's. A version that package.json was created with (0.1.0 in this project's first commit) was
-// never released, so creating the file does not count. The cases:
-// - a tree between releases, or a release commit itself: the release before its version;
-// - no change of version in the history yet (before the first release, or the first release
-//   commit itself): none, and the upgrade test says so and skips;
+// newest release commit before this one, a release commit being one that changed package.json's
+// version from another version. A version that package.json was created with (0.1.0 in this
+// project's first commit) was never released, so creating the file does not count. The cases:
+// - a tree between releases: the newest release, which is what its users upgrade from;
+// - a release commit itself: the release before it (upgrading from itself would prove nothing);
+// - no release commit before this one (before the first release, or the first release commit
+//   itself): none, and the upgrade test says so and skips;
 // - a shallow clone that does not reach back to such a change: none found within it, and the test
 //   says that `git fetch --unshallow` would let it look further;
 // - a release commit without the chart: none usable, said as such.
@@ -32,19 +33,21 @@ export function findPreviousRelease(repo: string): PreviousRelease {
   const treeVersion = packageVersion(repo);
   if (git(repo, ['rev-parse', '--verify', '--quiet', 'HEAD']) === undefined) return { reason: `${repo} is not a git checkout with commits`, treeVersion };
   const shallow = git(repo, ['rev-parse', '--is-shallow-repository']) === 'true';
+  const head = git(repo, ['rev-parse', 'HEAD']);
   // Commits whose diff of package.json adds or removes a "version" line, newest first.
   const candidates = (git(repo, ['log', '--format=%H', '-G', '"version":', 'HEAD', '--', 'package.json']) ?? '').split('\n').filter(Boolean);
   for (const commit of candidates) {
+    if (commit === head) continue;
     const version = versionAt(repo, commit);
     const before = versionAt(repo, `${commit}^`);
-    if (!version || version === treeVersion || before === undefined || before === version) continue;
+    if (!version || before === undefined || before === version) continue;
     const subject = git(repo, ['log', '-1', '--format=%s', commit]) ?? '';
     if (git(repo, ['cat-file', '-e', `${commit}:${CHART}`]) === undefined) return { reason: `the previous release ${version} (${commit.slice(0, 12)}) has no chart at ${CHART}`, treeVersion };
     return { commit, version, subject, treeVersion };
   }
   if (shallow) {
     const oldest = git(repo, ['log', '--format=%h %ad', '--date=short', '--max-parents=0', 'HEAD'])?.split('\n').at(-1) ?? '?';
-    return { reason: `shallow clone (its history stops at ${oldest}): no release before ${treeVersion} within it; git fetch --unshallow lets the test look further`, treeVersion };
+    return { reason: `shallow clone (its history stops at ${oldest}): no release commit before this one within it; git fetch --unshallow lets the test look further`, treeVersion };
   }
-  return { reason: `no previous release: package.json's version has never changed to a version other than ${treeVersion} (no release cut yet, or ${treeVersion} is the first)`, treeVersion };
+  return { reason: `no previous release: no commit before this one changed package.json's version (no release cut yet, or this is the first release commit, ${treeVersion})`, treeVersion };
 }

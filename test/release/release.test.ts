@@ -98,26 +98,28 @@ describe('the previous release, found from the history', () => {
 
   test('before the first release: none; the version package.json was created with was never released', () => {
     const repo = history('none', ['0.1.0', 'edit', 'edit']);
-    assert.match(versionOf(repo, findPreviousRelease(repo)), /^no previous release: package.json's version has never changed to a version other than 0\.1\.0/);
+    assert.match(versionOf(repo, findPreviousRelease(repo)), /^no previous release: no commit before this one changed package.json's version .*0\.1\.0\)$/);
   });
 
   test('on the first release commit: none (0.1.0 was only the starting value)', () => {
     const repo = history('first', ['0.1.0', 'edit', '1.0.0']);
-    assert.match(versionOf(repo, findPreviousRelease(repo)), /^no previous release: .* other than 1\.0\.0/);
+    assert.match(versionOf(repo, findPreviousRelease(repo)), /^no previous release: .*the first release commit, 1\.0\.0\)$/);
   });
 
-  test('on a release commit: the release before it; between releases: the release before the tree\'s version', () => {
+  test('on a release commit: the release before it; between releases: the newest release', () => {
     const repo = history('second', ['0.1.0', '1.0.0', 'edit', '1.1.0']);
     assert.equal(versionOf(repo, findPreviousRelease(repo)), '1.0.0 Release 1.0.0');
     const later = history('between', ['0.1.0', '1.0.0', 'edit', '1.1.0', 'edit']);
-    assert.equal(versionOf(later, findPreviousRelease(later)), '1.0.0 Release 1.0.0');
+    assert.equal(versionOf(later, findPreviousRelease(later)), '1.1.0 Release 1.1.0');
+    const afterFirst = history('after-first', ['0.1.0', 'edit', '1.0.0', 'edit']);
+    assert.equal(versionOf(afterFirst, findPreviousRelease(afterFirst)), '1.0.0 Release 1.0.0');
   });
 
   test('a shallow clone that does not reach the previous release says so, and one that does finds it', () => {
     const repo = history('deep', ['0.1.0', 'edit', '1.0.0', 'edit', 'edit', '1.1.0']);
     const shallow = join(work, 'shallow');
     execFileSync('git', ['clone', '--quiet', '--depth', '1', `file://${repo}`, shallow]);
-    assert.match(versionOf(shallow, findPreviousRelease(shallow)), /^shallow clone \(its history stops at [0-9a-f]+ .*\): no release before 1\.1\.0 within it; git fetch --unshallow/);
+    assert.match(versionOf(shallow, findPreviousRelease(shallow)), /^shallow clone \(its history stops at [0-9a-f]+ .*\): no release commit before this one within it; git fetch --unshallow/);
     const deeper = join(work, 'deeper');
     // Four commits reach the release commit but not its parent, which shows that it changed the version.
     execFileSync('git', ['clone', '--quiet', '--depth', '5', `file://${repo}`, deeper]);
