@@ -18,21 +18,12 @@ log() { echo "install-1.37: $*" >&2; }
 die() { echo "install-1.37: ERROR: $*" >&2; exit 1; }
 
 # kube-proxy's nftables mode drives the kernel through the nft command (the data-path suite).
-if ! command -v nft >/dev/null; then
-  [[ $EUID -eq 0 ]] || die "nft not found: apt-get install nftables (as root)"
-  log "installing nftables"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables >/dev/null \
-    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables >/dev/null; } \
-    || die "apt-get install nftables failed"
-fi
+apt_install_if_missing nft nftables
 
 exit_if_cached
 go_build_env
 
-version_pkg=k8s.io/component-base/version
-ldflags="-s -w -X $version_pkg.gitVersion=v$VERSION -X $version_pkg.gitMajor=${VERSION%%.*}"
-minor=${VERSION#*.}
-ldflags+=" -X $version_pkg.gitMinor=${minor%%.*} -X $version_pkg.gitTreeState=clean"
+ldflags=$(kubernetes_ldflags "$VERSION")
 
 begin_staging
 log "building ${COMMANDS[*]} (a cold build takes several minutes)"

@@ -15,13 +15,7 @@ COMMANDS=(kubelet containerd containerd-shim-runc-v2 ctr bridge host-local loopb
 log() { echo "install-node: $*" >&2; }
 die() { echo "install-node: ERROR: $*" >&2; exit 1; }
 
-if ! command -v runc >/dev/null; then
-  [[ $EUID -eq 0 ]] || die "runc not found: apt-get install runc (as root)"
-  log "installing runc"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runc >/dev/null \
-    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runc >/dev/null; } \
-    || die "apt-get install runc failed"
-fi
+apt_install_if_missing runc runc
 
 exit_if_cached
 go_build_env
@@ -29,11 +23,8 @@ go_build_env
 begin_staging
 start=$SECONDS
 log "building ${COMMANDS[*]} (a cold build takes several minutes)"
-# The same version flags as install-1.37.sh, so the kubelet reports its release.
-version_pkg=k8s.io/component-base/version
-ldflags="-s -w -X $version_pkg.gitVersion=v$VERSION -X $version_pkg.gitMajor=${VERSION%%.*}"
-minor=${VERSION#*.}
-ldflags+=" -X $version_pkg.gitMinor=${minor%%.*} -X $version_pkg.gitTreeState=clean"
+# The kubelet reports its release, as the control plane of install-1.37.sh does.
+ldflags=$(kubernetes_ldflags "$VERSION")
 # One invocation, so the commands share compiled packages.
 go build -trimpath -ldflags "$ldflags" -o "$STAGING/" \
   k8s.io/kubernetes/cmd/kubelet \

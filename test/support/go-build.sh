@@ -11,6 +11,24 @@ go_build_env() {
   export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS=-mod=readonly CGO_ENABLED=0
 }
 
+# Installs Debian's PACKAGE when COMMAND is missing (root only); the package lists are refreshed
+# only when the first try fails.
+apt_install_if_missing() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null && return 0
+  [[ $EUID -eq 0 ]] || die "$command not found: apt-get install $package (as root)"
+  log "installing $package"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null; } \
+    || die "apt-get install $package failed"
+}
+
+# The -ldflags that make a Kubernetes command report release VERSION (1.37.2), as upstream's build does.
+kubernetes_ldflags() {
+  local version=$1 minor=${1#*.} pkg=k8s.io/component-base/version
+  echo "-s -w -X $pkg.gitVersion=v$version -X $pkg.gitMajor=${version%%.*} -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
+}
+
 # Prints BIN_DIR and exits when it holds a build of these go.mod, go.sum and scripts.
 exit_if_cached() {
   STAMP=$(cat go.mod go.sum "$SELF" "$GO_BUILD_HELPER" | sha256sum | cut -c1-16)
